@@ -1,1 +1,173 @@
-/* placeholder: being written */
+#include "daemon.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "io/conn.h"
+#include "runtime/sysinfo.h"
+
+#define RING_ENTRIES 1024
+
+void quiltd_default_config(struct quiltd_config *cfg) {
+  *cfg = (struct quiltd_config){
+      .socket_path = "/run/quilt/quiltd.sock",
+      .listen_addr = NULL,
+      .root_dir = "/var/lib/quilt",
+      .max_connections = 4096,
+      .max_streams = 128,
+      .max_recv_msg = 4u * 1024 * 1024,
+      .max_header_bytes = 16 * 1024,
+      .idle_timeout_ns = 300ull * 1000000000ull,
+      .handshake_timeout_ns = 10ull * 1000000000ull,
+      .shutdown_grace_ns = 10ull * 1000000000ull,
+      .rapid_reset_limit = 200,
+  };
+}
+
+/* mkdir -p with a final mode; existing directories are left as they are. */
+static int make_dirs(const char *path, mode_t mode, struct qerr *err) {
+  char buf[4096];
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+    return qerr_set(err, ENAMETOOLONG, "path too long: %s", path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/')
+      continue;
+    *p = 0;
+    if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+      return qerr_errno(err, "creating %s", buf);
+    *p = '/';
+  }
+  if (mkdir(buf, mode) < 0 && errno != EEXIST)
+    return qerr_errno(err, "creating %s", buf);
+  return 0;
+}
+
+/* Never more connections than fds we may open, whatever was configured. */
+static void clamp_connections(struct quiltd_config *cfg) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+    rlim_t room = rl.rlim_cur > 128 ? rl.rlim_cur - 64 : rl.rlim_cur / 2;
+    if (cfg->max_connections > room)
+      cfg->max_connections = (unsigned)room;
+  }
+}
+
+/* Raise the soft fd limit to the hard one: we never touch the hard limit. */
+static void raise_nofile(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+static void on_signal(struct qsignals *s, int signo) {
+  struct quiltd *d = container_of(s, struct quiltd, signals);
+  if (signo == SIGHUP) {
+    log_info("SIGHUP: nothing to reload");
+    return;
+  }
+  log_info("%s: shutting down", strsignal(signo));
+  quiltd_shutdown(d);
+}
+
+static void on_accept(struct listener *l, int fd) {
+  struct quiltd *d = l->is_unix ? container_of(l, struct quiltd, unix_l)
+                                : container_of(l, struct quiltd, tcp_l);
+  conn_accept(d, fd);
+}
+
+static int open_listeners(struct quiltd *d, struct qerr *err) {
+  const struct quiltd_config *cfg = &d->cfg;
+  if (cfg->socket_path && cfg->socket_path[0]) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", cfg->socket_path);
+    if (make_dirs(dirname(dir), 0755, err) < 0)
+      return err->code;
+    if (listener_open_unix(&d->unix_l, cfg->socket_path, err) < 0)
+      return err->code;
+  }
+  if (cfg->listen_addr && listener_open_tcp(&d->tcp_l, cfg->listen_addr, err) < 0)
+    return err->code;
+  if (d->unix_l.fd < 0 && d->tcp_l.fd < 0)
+    return qerr_set(err, EINVAL, "nothing to listen on: give --socket or --listen");
+  return 0;
+}
+
+int quiltd_init(struct quiltd *d, const struct quiltd_config *cfg, struct qerr *err) {
+  memset(d, 0, sizeof *d);
+  d->cfg = *cfg;
+  d->unix_l.fd = d->tcp_l.fd = -1;
+  d->signals.fd = -1;
+  d->start_mono_ns = clock_mono_ns();
+  raise_nofile();
+  clamp_connections(&d->cfg);
+  grpc_registry_init(&d->registry);
+  sysinfo_kernel(d->kernel, sizeof d->kernel);
+  snprintf(d->cgroup_mode, sizeof d->cgroup_mode, "%s",
+           cgroup_mode_name(cgroup_detect_mode("/sys/fs/cgroup")));
+  if (cfg->root_dir && make_dirs(cfg->root_dir, 0700, err) < 0)
+    return qerr_wrap(err, "preparing root directory");
+  if (qring_init(&d->ring, RING_ENTRIES, err) < 0)
+    return err->code;
+  qtimers_init(&d->timers, &d->ring);
+  if (qsignals_init(&d->signals, &d->ring, on_signal, err) < 0 || open_listeners(d, err) < 0) {
+    quiltd_free(d);
+    return err->code;
+  }
+  if (d->unix_l.fd >= 0)
+    listener_start(&d->unix_l, &d->ring, on_accept);
+  if (d->tcp_l.fd >= 0)
+    listener_start(&d->tcp_l, &d->ring, on_accept);
+  return 0;
+}
+
+static void on_grace_expired(struct qtimer *t) {
+  struct quiltd *d = container_of(t, struct quiltd, shutdown_timer);
+  log_warn("shutdown grace period over: closing %u connection(s)", d->n_conns);
+  for (struct conn *c = d->conns; c; c = c->next)
+    conn_close(c);
+}
+
+void quiltd_shutdown(struct quiltd *d) {
+  if (d->shutting_down)
+    return;
+  d->shutting_down = true;
+  listener_close(&d->unix_l);
+  listener_close(&d->tcp_l);
+  for (struct conn *c = d->conns; c; c = c->next)
+    conn_shutdown(c);
+  qtimer_after(&d->timers, &d->shutdown_timer, d->cfg.shutdown_grace_ns, on_grace_expired);
+}
+
+int quiltd_run(struct quiltd *d, struct qerr *err) {
+  while (!d->done) {
+    int rc = qring_run_once(&d->ring);
+    if (rc < 0)
+      return qerr_set(err, rc, "io_uring wait: %s", strerror(-rc));
+    conn_flush_dirty(d);
+    if (d->shutting_down && d->n_conns == 0)
+      d->done = true;
+  }
+  return 0;
+}
+
+void quiltd_free(struct quiltd *d) {
+  /* quiltd_run returns only once every connection is gone. */
+  listener_close(&d->unix_l);
+  listener_close(&d->tcp_l);
+  qsignals_close(&d->signals);
+  qtimers_free(&d->timers);
+  if (d->ring.ring.ring_fd > 0)
+    qring_exit(&d->ring);
+}

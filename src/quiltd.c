@@ -1,1 +1,134 @@
-int main(void) { return 0; }
+/* quiltd: the Quilt container runtime daemon. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "daemon.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "Usage: quiltd [OPTIONS]\n"
+          "Runs the Quilt container runtime daemon, serving gRPC (HTTP/2) and\n"
+          "HTTP/1.1 health and metrics on the same listeners.\n\n"
+          "  --socket PATH         Unix socket to serve (default /run/quilt/quiltd.sock;\n"
+          "                        \"\" for none)\n"
+          "  --listen HOST:PORT    also serve TCP (off unless given)\n"
+          "  --root DIR            state directory (default /var/lib/quilt)\n"
+          "  --max-connections N   connections served at once (default 4096)\n"
+          "  --max-streams N       concurrent streams per connection (default 128)\n"
+          "  --max-recv-msg BYTES  largest request message (default 4194304)\n"
+          "  --idle-timeout SECS   close connections idle this long (default 300)\n"
+          "  --log-level LEVEL     error, warn, info or debug (default info)\n"
+          "  -h, --help            this text\n"
+          "  --version             print the version\n");
+}
+
+static int parse_uint(const char *s, const char *flag, unsigned long long max,
+                      unsigned long long *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || end == s || *end || s[0] == '-' || v == 0 || v > max) {
+    fprintf(stderr, "quiltd: %s expects a number between 1 and %llu, got '%s'\n", flag, max, s);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+static int parse_level(const char *s) {
+  static const char *const names[] = {"error", "warn", "info", "debug"};
+  for (int i = 0; i < 4; i++)
+    if (strcmp(s, names[i]) == 0)
+      return i;
+  fprintf(stderr, "quiltd: --log-level must be error, warn, info or debug, got '%s'\n", s);
+  return -1;
+}
+
+static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
+  enum { O_SOCKET = 256, O_LISTEN, O_ROOT, O_MAXCONN, O_MAXSTREAMS, O_MAXMSG, O_IDLE, O_LOG,
+         O_VERSION };
+  static const struct option opts[] = {
+      {"socket", required_argument, 0, O_SOCKET},
+      {"listen", required_argument, 0, O_LISTEN},
+      {"root", required_argument, 0, O_ROOT},
+      {"max-connections", required_argument, 0, O_MAXCONN},
+      {"max-streams", required_argument, 0, O_MAXSTREAMS},
+      {"max-recv-msg", required_argument, 0, O_MAXMSG},
+      {"idle-timeout", required_argument, 0, O_IDLE},
+      {"log-level", required_argument, 0, O_LOG},
+      {"help", no_argument, 0, 'h'},
+      {"version", no_argument, 0, O_VERSION},
+      {0, 0, 0, 0}};
+  int c;
+  unsigned long long v;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    switch (c) {
+    case O_SOCKET: cfg->socket_path = optarg; break;
+    case O_LISTEN: cfg->listen_addr = optarg; break;
+    case O_ROOT: cfg->root_dir = optarg; break;
+    case O_MAXCONN:
+      if (parse_uint(optarg, "--max-connections", 1000000, &v) < 0) return 2;
+      cfg->max_connections = (unsigned)v;
+      break;
+    case O_MAXSTREAMS:
+      if (parse_uint(optarg, "--max-streams", 100000, &v) < 0) return 2;
+      cfg->max_streams = (unsigned)v;
+      break;
+    case O_MAXMSG:
+      if (parse_uint(optarg, "--max-recv-msg", 1u << 30, &v) < 0) return 2;
+      cfg->max_recv_msg = (uint32_t)v;
+      break;
+    case O_IDLE:
+      if (parse_uint(optarg, "--idle-timeout", 86400 * 365, &v) < 0) return 2;
+      cfg->idle_timeout_ns = v * 1000000000ull;
+      break;
+    case O_LOG: {
+      int level = parse_level(optarg);
+      if (level < 0) return 2;
+      qlog_set_level((enum qlog_level)level);
+      break;
+    }
+    case 'h': usage(stdout); return 1;
+    case O_VERSION: printf("quiltd %s\n", QUILT_VERSION); return 1;
+    default:
+      fprintf(stderr, "quiltd: see quiltd --help\n");
+      return 2;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "quiltd: unexpected argument '%s' (see quiltd --help)\n", argv[optind]);
+    return 2;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  struct quiltd_config cfg;
+  quiltd_default_config(&cfg);
+  int rc = parse_args(argc, argv, &cfg);
+  if (rc)
+    return rc == 1 ? 0 : 2;
+  struct quiltd *d = calloc(1, sizeof *d);
+  struct qerr err = QERR_INIT;
+  if (!d || quiltd_init(d, &cfg, &err) < 0) {
+    fprintf(stderr, "quiltd: %s\n", d ? err.msg : "out of memory");
+    free(d);
+    return 1;
+  }
+  log_info("quiltd %s (pid %d) serving%s%s%s%s, root %s, cgroups %s", QUILT_VERSION, getpid(),
+           d->unix_l.fd >= 0 ? " unix:" : "", d->unix_l.fd >= 0 ? cfg.socket_path : "",
+           d->tcp_l.fd >= 0 ? " tcp:" : "", d->tcp_l.fd >= 0 ? cfg.listen_addr : "",
+           cfg.root_dir, d->cgroup_mode);
+  rc = quiltd_run(d, &err);
+  if (rc < 0)
+    log_error("%s", err.msg);
+  quiltd_free(d);
+  free(d);
+  log_info("quiltd stopped");
+  return rc < 0 ? 1 : 0;
+}

@@ -1,1 +1,61 @@
-/* placeholder: being written */
+/* quilt.v1.Quilt: the method table and the handlers that need no runtime. */
+#include <string.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/clock.h"
+#include "daemon.h"
+#include "grpc/call.h"
+#include "grpc/registry.h"
+#include "grpc/services.h"
+
+static void get_system_info(struct grpc_call *call, const ProtobufCMessage *req) {
+  (void)req;
+  struct quiltd *d = grpc_call_daemon(call);
+  const char *features[32];
+  Quilt__V1__SystemInfo info = QUILT__V1__SYSTEM_INFO__INIT;
+  info.version = (char *)QUILT_VERSION;
+  info.kernel = d->kernel;
+  info.cgroup_mode = d->cgroup_mode;
+  info.n_io_uring_features = qring_feature_names(&d->ring, features, ARRAY_SIZE(features));
+  info.io_uring_features = (char **)features;
+  info.uptime_seconds = (clock_mono_ns() - d->start_mono_ns) / 1000000000ull;
+  info.root_dir = (char *)(d->cfg.root_dir ? d->cfg.root_dir : "");
+  info.pid = (uint32_t)getpid();
+  info.rootfs_driver = (char *)"directory";
+  grpc_call_reply(call, &info.base);
+}
+
+/* Methods whose runtime has not landed yet answer UNIMPLEMENTED by name. */
+static void not_yet(struct grpc_call *call, const ProtobufCMessage *req) {
+  const char *name = req->descriptor->short_name;
+  size_t len = strlen(name);
+  if (len > 7 && strcmp(name + len - 7, "Request") == 0)
+    len -= 7;
+  grpc_call_finish(call, GRPC_UNIMPLEMENTED, "%.*s is not implemented in quiltd %s yet",
+                   (int)len, name, QUILT_VERSION);
+}
+
+#define M(name, kind, in, fn)                                                  \
+  {"/quilt.v1.Quilt/" name, kind, &quilt__v1__##in##__descriptor, fn, NULL}
+
+static const struct grpc_method methods[] = {
+    M("CreateContainer", GRPC_UNARY, create_container_request, not_yet),
+    M("StartContainer", GRPC_UNARY, start_container_request, not_yet),
+    M("GetContainer", GRPC_UNARY, get_container_request, not_yet),
+    M("ListContainers", GRPC_UNARY, list_containers_request, not_yet),
+    M("StopContainer", GRPC_UNARY, stop_container_request, not_yet),
+    M("KillContainer", GRPC_UNARY, kill_container_request, not_yet),
+    M("RemoveContainer", GRPC_UNARY, remove_container_request, not_yet),
+    M("WaitContainer", GRPC_UNARY, wait_container_request, not_yet),
+    M("StreamLogs", GRPC_SERVER_STREAM, stream_logs_request, not_yet),
+    M("WatchEvents", GRPC_SERVER_STREAM, watch_events_request, events_watch),
+    M("GetStats", GRPC_UNARY, get_stats_request, not_yet),
+    M("Exec", GRPC_UNARY, exec_request, not_yet),
+    M("ImportImage", GRPC_UNARY, import_image_request, not_yet),
+    M("ListImages", GRPC_UNARY, list_images_request, not_yet),
+    M("RemoveImage", GRPC_UNARY, remove_image_request, not_yet),
+    M("GetSystemInfo", GRPC_UNARY, get_system_info_request, get_system_info),
+};
+
+const struct grpc_service svc_quilt = {methods, ARRAY_SIZE(methods)};

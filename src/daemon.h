@@ -1,0 +1,67 @@
+/* The daemon context: the one piece of mutable state in quiltd, passed
+ * explicitly to everything that needs it. */
+#ifndef QUILT_DAEMON_H
+#define QUILT_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "grpc/metrics.h"
+#include "grpc/registry.h"
+#include "io/listener.h"
+#include "io/ring.h"
+#include "io/signals.h"
+#include "io/timer.h"
+
+struct conn;
+struct watcher;
+
+struct quiltd_config {
+  const char *socket_path;     /* Unix listener; NULL or "" to disable */
+  const char *listen_addr;     /* "HOST:PORT" for TCP; NULL when not asked */
+  const char *root_dir;
+  unsigned max_connections;
+  unsigned max_streams;        /* per connection */
+  uint32_t max_recv_msg;       /* bytes */
+  unsigned max_header_bytes;
+  uint64_t idle_timeout_ns;
+  uint64_t handshake_timeout_ns;
+  uint64_t shutdown_grace_ns;
+  unsigned rapid_reset_limit;  /* client resets tolerated per second */
+};
+
+/* Server-streaming calls that want events (WatchEvents, Health/Watch). */
+struct watch_list {
+  struct watcher *head;
+};
+
+struct quiltd {
+  struct quiltd_config cfg;
+  struct qring ring;
+  struct qtimers timers;
+  struct qsignals signals;
+  struct listener unix_l, tcp_l;
+  struct conn *conns;          /* all live connections */
+  struct conn *dirty;          /* connections with output to flush */
+  unsigned n_conns;
+  struct metrics metrics;
+  struct grpc_registry registry;
+  struct watch_list watchers;
+  struct qtimer shutdown_timer;
+  uint64_t start_mono_ns;
+  bool shutting_down;
+  bool done;
+  /* Facts computed once at start for GetSystemInfo. */
+  char kernel[128];
+  char cgroup_mode[16];
+};
+
+void quiltd_default_config(struct quiltd_config *cfg);
+int quiltd_init(struct quiltd *d, const struct quiltd_config *cfg, struct qerr *err);
+/* Runs until shutdown completes; returns 0 or a negative errno. */
+int quiltd_run(struct quiltd *d, struct qerr *err);
+void quiltd_free(struct quiltd *d);
+/* Begins a graceful shutdown (signal handler, tests). */
+void quiltd_shutdown(struct quiltd *d);
+
+#endif

@@ -1,0 +1,15 @@
+/* Entry points the service handlers share with the rest of the daemon. */
+#ifndef QUILT_GRPC_SERVICES_H
+#define QUILT_GRPC_SERVICES_H
+
+#include "quilt.pb-c.h"
+
+struct quiltd;
+struct grpc_call;
+
+/* Streams an event to every WatchEvents subscriber whose filter matches. */
+void events_publish(struct quiltd *d, const Quilt__V1__Event *ev);
+/* Quilt.WatchEvents handler (svc_events.c). */
+void events_watch(struct grpc_call *call, const ProtobufCMessage *req);
+
+#endif
