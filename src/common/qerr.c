@@ -41,13 +41,21 @@ int qerr_errno(struct qerr *e, const char *fmt, ...) {
 }
 
 int qerr_wrap(struct qerr *e, const char *fmt, ...) {
-  char prefix[256], old[sizeof e->msg];
+  char prefix[256];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(prefix, sizeof prefix, fmt, ap);
+  int n = vsnprintf(prefix, sizeof prefix - 2, fmt, ap);
   va_end(ap);
-  memcpy(old, e->msg, sizeof old);
-  snprintf(e->msg, sizeof e->msg, "%s: %s", prefix, old);
+  size_t plen = n < 0 ? 0 : strlen(prefix);
+  memcpy(prefix + plen, ": ", 3);
+  plen += 2;
+  /* Shift the old message right to make room, truncating its tail. */
+  size_t old = strnlen(e->msg, sizeof e->msg - 1);
+  if (plen + old >= sizeof e->msg)
+    old = sizeof e->msg - 1 - plen;
+  memmove(e->msg + plen, e->msg, old);
+  memcpy(e->msg, prefix, plen);
+  e->msg[plen + old] = 0;
   if (e->code == 0)
     e->code = -EIO;
   return e->code;

@@ -71,10 +71,10 @@ int listener_open_unix(struct listener *l, const char *path, struct qerr *err) {
   int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
   umask(old);
   if (rc < 0)
-    return qerr_errno(err, "binding %s", path);
-  if (chmod(path, 0660) < 0 || listen(fd, BACKLOG) < 0) {
-    qerr_errno(err, "listening on %s", path);
-    unlink(path);
+    return qerr_errno(err, "binding %s", sa.sun_path);
+  if (chmod(sa.sun_path, 0660) < 0 || listen(fd, BACKLOG) < 0) {
+    qerr_errno(err, "listening on %s", sa.sun_path);
+    unlink(sa.sun_path);
     return err->code;
   }
   *l = (struct listener){.fd = take_fd(&fd), .is_unix = true};
