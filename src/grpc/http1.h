@@ -20,7 +20,7 @@ struct http1_request {
   bool keep_alive;
 };
 
-/* Answers one request into `out`; returns 0 or a negative errno. */
+/* Called once per complete request, in order; returns 0 or a negative errno. */
 typedef int (*http1_request_fn)(void *arg, const struct http1_request *req);
 
 struct http1_parser {
