@@ -118,7 +118,7 @@ int quiltd_init(struct quiltd *d, const struct quiltd_config *cfg, struct qerr *
            cgroup_mode_name(cgroup_detect_mode("/sys/fs/cgroup")));
   if (cfg->root_dir && make_dirs(cfg->root_dir, 0700, err) < 0)
     return qerr_wrap(err, "preparing root directory");
-  if (qring_init(&d->ring, RING_ENTRIES, err) < 0)
+  if (qring_init(&d->ring, RING_ENTRIES, cfg->io_uring_compat, err) < 0)
     return err->code;
   qtimers_init(&d->timers, &d->ring);
   if (qsignals_init(&d->signals, &d->ring, on_signal, err) < 0 || open_listeners(d, err) < 0) {

@@ -28,6 +28,7 @@ struct quiltd_config {
   uint64_t handshake_timeout_ns;
   uint64_t shutdown_grace_ns;
   unsigned rapid_reset_limit;  /* client resets tolerated per second */
+  bool io_uring_compat;        /* use only what kernel 5.15 offers */
 };
 
 /* Server-streaming calls that want events (WatchEvents, Health/Watch). */

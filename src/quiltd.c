@@ -23,6 +23,7 @@ static void usage(FILE *f) {
           "  --max-recv-msg BYTES  largest request message (default 4194304)\n"
           "  --idle-timeout SECS   close connections idle this long (default 300)\n"
           "  --log-level LEVEL     error, warn, info or debug (default info)\n"
+          "  --io-uring-compat     use only io_uring features of kernel 5.15 (testing)\n"
           "  -h, --help            this text\n"
           "  --version             print the version\n");
 }
@@ -51,7 +52,7 @@ static int parse_level(const char *s) {
 
 static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
   enum { O_SOCKET = 256, O_LISTEN, O_ROOT, O_MAXCONN, O_MAXSTREAMS, O_MAXMSG, O_IDLE, O_LOG,
-         O_VERSION };
+         O_VERSION, O_COMPAT };
   static const struct option opts[] = {
       {"socket", required_argument, 0, O_SOCKET},
       {"listen", required_argument, 0, O_LISTEN},
@@ -63,6 +64,7 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
       {"log-level", required_argument, 0, O_LOG},
       {"help", no_argument, 0, 'h'},
       {"version", no_argument, 0, O_VERSION},
+      {"io-uring-compat", no_argument, 0, O_COMPAT},
       {0, 0, 0, 0}};
   int c;
   unsigned long long v;
@@ -94,6 +96,7 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
       break;
     }
     case 'h': usage(stdout); return 1;
+    case O_COMPAT: cfg->io_uring_compat = true; break;
     case O_VERSION: printf("quiltd %s\n", QUILT_VERSION); return 1;
     default:
       fprintf(stderr, "quiltd: see quiltd --help\n");

@@ -74,7 +74,7 @@ static int setup_bufring(struct qring *r) {
   return 0;
 }
 
-int qring_init(struct qring *r, unsigned entries, struct qerr *err) {
+int qring_init(struct qring *r, unsigned entries, bool compat, struct qerr *err) {
   memset(r, 0, sizeof *r);
   struct io_uring_params params = {0};
   params.flags = IORING_SETUP_CQSIZE;
@@ -88,6 +88,10 @@ int qring_init(struct qring *r, unsigned entries, struct qerr *err) {
   if (rc < 0)
     return qerr_set(err, rc, "io_uring_queue_init(%u entries): %s", entries, strerror(-rc));
   probe(r);
+  if (compat) {
+    r->feat.accept_multishot = r->feat.recv_multishot = r->feat.waitid = false;
+    return 0;
+  }
   if (setup_bufring(r) == 0) {
     r->have_bufs = true;
     r->feat.buf_ring = true;

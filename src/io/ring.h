@@ -47,7 +47,9 @@ struct qring {
   unsigned pending;   /* SQEs prepared but not submitted */
 };
 
-int qring_init(struct qring *r, unsigned entries, struct qerr *err);
+/* compat: behave as on kernel 5.15 (no multishot accept/recv, no buffer
+ * rings, no waitid) whatever this kernel offers, so the fallbacks are tested. */
+int qring_init(struct qring *r, unsigned entries, bool compat, struct qerr *err);
 void qring_exit(struct qring *r);
 
 /* Returns an SQE, submitting what is queued when the SQ is full. Never NULL
