@@ -14,6 +14,11 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "io/conn.h"
+#include "runtime/cgroup.h"
+#include "runtime/container.h"
+#include "runtime/logs.h"
+#include "runtime/rootfs.h"
+#include "runtime/store.h"
 #include "runtime/sysinfo.h"
 
 #define RING_ENTRIES 1024
@@ -31,6 +36,10 @@ void quiltd_default_config(struct quiltd_config *cfg) {
       .handshake_timeout_ns = 10ull * 1000000000ull,
       .shutdown_grace_ns = 10ull * 1000000000ull,
       .rapid_reset_limit = 200,
+#ifdef QUILT_DEFAULT_ROOTFS
+      .default_rootfs = QUILT_DEFAULT_ROOTFS,
+#endif
+      .log_max_bytes = 256ull * 1024 * 1024,
   };
 }
 
@@ -104,6 +113,28 @@ static int open_listeners(struct quiltd *d, struct qerr *err) {
   return 0;
 }
 
+/* State, cgroups and the containers a previous run left behind. */
+static int open_runtime(struct quiltd *d, struct qerr *err) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/containers", d->cfg.root_dir);
+  if (make_dirs(path, 0700, err) < 0)
+    return err->code;
+  snprintf(path, sizeof path, "%s/state.db", d->cfg.root_dir);
+  if (store_open(&d->store, path, err) < 0)
+    return err->code;
+  struct qerr cgerr = QERR_INIT;
+  if (cgroup_manager_new(&d->cgm, "/sys/fs/cgroup", d->cfg.cgroup_parent, &cgerr) < 0) {
+    if (d->cfg.cgroup_parent)
+      return qerr_set(err, cgerr.code, "%s", cgerr.msg);
+    log_warn("cgroups unavailable, containers run without limits: %s", cgerr.msg);
+    d->cgm = NULL;
+  }
+  d->overlay = rootfs_overlay_supported();
+  if (!d->overlay)
+    log_warn("overlayfs unavailable: containers share their rootfs directory");
+  return containers_restore(d, err);
+}
+
 int quiltd_init(struct quiltd *d, const struct quiltd_config *cfg, struct qerr *err) {
   memset(d, 0, sizeof *d);
   d->cfg = *cfg;
@@ -120,6 +151,10 @@ int quiltd_init(struct quiltd *d, const struct quiltd_config *cfg, struct qerr *
     return qerr_wrap(err, "preparing root directory");
   if (qring_init(&d->ring, RING_ENTRIES, cfg->io_uring_compat, err) < 0)
     return err->code;
+  if (open_runtime(d, err) < 0) {
+    quiltd_free(d);
+    return err->code;
+  }
   qtimers_init(&d->timers, &d->ring);
   if (qsignals_init(&d->signals, &d->ring, on_signal, err) < 0 || open_listeners(d, err) < 0) {
     quiltd_free(d);
@@ -137,6 +172,7 @@ static void on_grace_expired(struct qtimer *t) {
   log_warn("shutdown grace period over: closing %u connection(s)", d->n_conns);
   for (struct conn *c = d->conns; c; c = c->next)
     conn_close(c);
+  d->grace_over = true;
 }
 
 void quiltd_shutdown(struct quiltd *d) {
@@ -147,7 +183,16 @@ void quiltd_shutdown(struct quiltd *d) {
   listener_close(&d->tcp_l);
   for (struct conn *c = d->conns; c; c = c->next)
     conn_shutdown(c);
+  containers_shutdown(d);
   qtimer_after(&d->timers, &d->shutdown_timer, d->cfg.shutdown_grace_ns, on_grace_expired);
+}
+
+/* Containers still exiting or being cleaned up keep the loop alive. */
+static bool runtime_busy(const struct quiltd *d) {
+  for (const struct container *c = d->containers; c; c = c->next)
+    if (container_is_active(c) || c->busy || !logs_idle(c))
+      return true;
+  return false;
 }
 
 int quiltd_run(struct quiltd *d, struct qerr *err) {
@@ -156,7 +201,7 @@ int quiltd_run(struct quiltd *d, struct qerr *err) {
     if (rc < 0)
       return qerr_set(err, rc, "io_uring wait: %s", strerror(-rc));
     conn_flush_dirty(d);
-    if (d->shutting_down && d->n_conns == 0)
+    if (d->shutting_down && d->n_conns == 0 && (d->grace_over || !runtime_busy(d)))
       d->done = true;
   }
   return 0;
@@ -164,6 +209,14 @@ int quiltd_run(struct quiltd *d, struct qerr *err) {
 
 void quiltd_free(struct quiltd *d) {
   /* quiltd_run returns only once every connection is gone. */
+  containers_free(d);
+  if (d->store)
+    store_close(d->store);
+  d->store = NULL;
+  if (d->cgm)
+    cgroup_manager_free(d->cgm);
+  d->cgm = NULL;
+  strbuf_free(&d->log_scratch);
   listener_close(&d->unix_l);
   listener_close(&d->tcp_l);
   qsignals_close(&d->signals);

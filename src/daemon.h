@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/strbuf.h"
 #include "grpc/metrics.h"
 #include "grpc/registry.h"
 #include "io/listener.h"
@@ -15,6 +16,9 @@
 
 struct conn;
 struct watcher;
+struct container;
+struct store;
+struct cgroup_manager;
 
 struct quiltd_config {
   const char *socket_path;     /* Unix listener; NULL or "" to disable */
@@ -29,6 +33,9 @@ struct quiltd_config {
   uint64_t shutdown_grace_ns;
   unsigned rapid_reset_limit;  /* client resets tolerated per second */
   bool io_uring_compat;        /* use only what kernel 5.15 offers */
+  const char *default_rootfs;  /* rootfs directory used when a spec names no image */
+  const char *cgroup_parent;   /* NULL: beneath the daemon's own cgroup */
+  uint64_t log_max_bytes;      /* rotate a container log past this size; 0: never */
 };
 
 /* Server-streaming calls that want events (WatchEvents, Health/Watch). */
@@ -48,9 +55,16 @@ struct quiltd {
   struct metrics metrics;
   struct grpc_registry registry;
   struct watch_list watchers;
+  struct container *containers;
+  unsigned n_containers;
+  struct store *store;
+  struct cgroup_manager *cgm;  /* NULL when cgroups are unusable */
+  bool overlay;                /* per-container overlay over the image */
+  struct strbuf log_scratch;   /* reused buffer for encoding log lines */
   struct qtimer shutdown_timer;
   uint64_t start_mono_ns;
   bool shutting_down;
+  bool grace_over;
   bool done;
   /* Facts computed once at start for GetSystemInfo. */
   char kernel[128];

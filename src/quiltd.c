@@ -24,6 +24,10 @@ static void usage(FILE *f) {
           "  --idle-timeout SECS   close connections idle this long (default 300)\n"
           "  --log-level LEVEL     error, warn, info or debug (default info)\n"
           "  --io-uring-compat     use only io_uring features of kernel 5.15 (testing)\n"
+          "  --default-rootfs DIR  rootfs for containers that name no image\n"
+          "  --cgroup-parent PATH  create container cgroups under PATH (relative to each\n"
+          "                        hierarchy) instead of beneath quiltd's own cgroup\n"
+          "  --log-max-size BYTES  rotate a container's log past this size (default 256 MiB)\n"
           "  -h, --help            this text\n"
           "  --version             print the version\n");
 }
@@ -52,7 +56,7 @@ static int parse_level(const char *s) {
 
 static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
   enum { O_SOCKET = 256, O_LISTEN, O_ROOT, O_MAXCONN, O_MAXSTREAMS, O_MAXMSG, O_IDLE, O_LOG,
-         O_VERSION, O_COMPAT };
+         O_VERSION, O_COMPAT, O_ROOTFS, O_CGPARENT, O_LOGMAX };
   static const struct option opts[] = {
       {"socket", required_argument, 0, O_SOCKET},
       {"listen", required_argument, 0, O_LISTEN},
@@ -65,6 +69,9 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
       {"help", no_argument, 0, 'h'},
       {"version", no_argument, 0, O_VERSION},
       {"io-uring-compat", no_argument, 0, O_COMPAT},
+      {"default-rootfs", required_argument, 0, O_ROOTFS},
+      {"cgroup-parent", required_argument, 0, O_CGPARENT},
+      {"log-max-size", required_argument, 0, O_LOGMAX},
       {0, 0, 0, 0}};
   int c;
   unsigned long long v;
@@ -97,6 +104,12 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
     }
     case 'h': usage(stdout); return 1;
     case O_COMPAT: cfg->io_uring_compat = true; break;
+    case O_ROOTFS: cfg->default_rootfs = optarg; break;
+    case O_CGPARENT: cfg->cgroup_parent = optarg; break;
+    case O_LOGMAX:
+      if (parse_uint(optarg, "--log-max-size", 1ull << 40, &v) < 0) return 2;
+      cfg->log_max_bytes = v;
+      break;
     case O_VERSION: printf("quiltd %s\n", QUILT_VERSION); return 1;
     default:
       fprintf(stderr, "quiltd: see quiltd --help\n");

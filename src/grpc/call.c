@@ -47,7 +47,10 @@ void grpc_call_on_cancel(struct grpc_call *call, grpc_call_fn fn, void *arg) {
   call->cancel_arg = arg;
 }
 
-void grpc_call_on_writable(struct grpc_call *call, grpc_call_fn fn) { call->on_writable = fn; }
+void grpc_call_on_writable(struct grpc_call *call, grpc_call_fn fn, void *arg) {
+  call->on_writable = fn;
+  call->writable_arg = arg;
+}
 
 /* Runs the handler's cancel hook at most once. */
 static void cancel_handler(struct grpc_call *call) {
@@ -74,6 +77,7 @@ static void finish(struct grpc_call *call, int status, const char *msg) {
     return;
   call->finished = true;
   call->ignore_input = true;
+  call->on_writable = NULL;
   call->status = status;
   free(call->status_msg);
   call->status_msg = msg && msg[0] ? strdup(msg) : NULL;
@@ -169,7 +173,7 @@ ssize_t grpc_call_read_body(struct grpc_call *call, uint8_t *buf, size_t len,
     }
   }
   if (call->on_writable && strbuf_avail(&call->outq) < GRPC_CALL_QUEUE_LIMIT / 2)
-    call->on_writable(call, call->cancel_arg);
+    call->on_writable(call, call->writable_arg);
   return (ssize_t)n;
 }
 

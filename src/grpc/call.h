@@ -39,8 +39,9 @@ void grpc_call_fail(struct grpc_call *call, const struct qerr *err);
 void grpc_call_reply(struct grpc_call *call, const ProtobufCMessage *msg);
 
 void grpc_call_on_cancel(struct grpc_call *call, grpc_call_fn fn, void *arg);
-/* Runs when the outbound queue drained below half the limit. */
-void grpc_call_on_writable(struct grpc_call *call, grpc_call_fn fn);
+/* Runs when the outbound queue drained below half the limit, until the
+ * call is finished. */
+void grpc_call_on_writable(struct grpc_call *call, grpc_call_fn fn, void *arg);
 bool grpc_call_finished(const struct grpc_call *call);
 /* Monotonic deadline in ns from grpc-timeout; 0 when none. */
 uint64_t grpc_call_deadline(const struct grpc_call *call);

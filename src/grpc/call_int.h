@@ -36,7 +36,7 @@ struct grpc_call {
   uint64_t start_ns;
   struct qtimer deadline;
   grpc_call_fn on_cancel, on_writable;
-  void *cancel_arg;
+  void *cancel_arg, *writable_arg;
 };
 
 /* call.c, for h2.c */

@@ -12,4 +12,16 @@ void events_publish(struct quiltd *d, const Quilt__V1__Event *ev);
 /* Quilt.WatchEvents handler (svc_events.c). */
 void events_watch(struct grpc_call *call, const ProtobufCMessage *req);
 
+/* Container methods (svc_containers.c). */
+void rpc_create(struct grpc_call *call, const ProtobufCMessage *req);
+void rpc_start(struct grpc_call *call, const ProtobufCMessage *req);
+void rpc_get(struct grpc_call *call, const ProtobufCMessage *req);
+void rpc_list(struct grpc_call *call, const ProtobufCMessage *req);
+void rpc_stop(struct grpc_call *call, const ProtobufCMessage *req);
+void rpc_kill(struct grpc_call *call, const ProtobufCMessage *req);
+void rpc_remove(struct grpc_call *call, const ProtobufCMessage *req);
+void rpc_wait(struct grpc_call *call, const ProtobufCMessage *req);
+void rpc_logs(struct grpc_call *call, const ProtobufCMessage *req);
+void rpc_stats(struct grpc_call *call, const ProtobufCMessage *req);
+
 #endif

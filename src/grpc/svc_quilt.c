@@ -8,6 +8,7 @@
 #include "grpc/call.h"
 #include "grpc/registry.h"
 #include "grpc/services.h"
+#include "runtime/container.h"
 
 static void get_system_info(struct grpc_call *call, const ProtobufCMessage *req) {
   (void)req;
@@ -22,7 +23,10 @@ static void get_system_info(struct grpc_call *call, const ProtobufCMessage *req)
   info.uptime_seconds = (clock_mono_ns() - d->start_mono_ns) / 1000000000ull;
   info.root_dir = (char *)(d->cfg.root_dir ? d->cfg.root_dir : "");
   info.pid = (uint32_t)getpid();
-  info.rootfs_driver = (char *)"directory";
+  info.rootfs_driver = (char *)(d->overlay ? "overlay" : "directory");
+  info.containers_total = d->n_containers;
+  for (const struct container *c = d->containers; c; c = c->next)
+    info.containers_running += container_is_active(c);
   grpc_call_reply(call, &info.base);
 }
 
@@ -40,17 +44,17 @@ static void not_yet(struct grpc_call *call, const ProtobufCMessage *req) {
   {"/quilt.v1.Quilt/" name, kind, &quilt__v1__##in##__descriptor, fn, NULL}
 
 static const struct grpc_method methods[] = {
-    M("CreateContainer", GRPC_UNARY, create_container_request, not_yet),
-    M("StartContainer", GRPC_UNARY, start_container_request, not_yet),
-    M("GetContainer", GRPC_UNARY, get_container_request, not_yet),
-    M("ListContainers", GRPC_UNARY, list_containers_request, not_yet),
-    M("StopContainer", GRPC_UNARY, stop_container_request, not_yet),
-    M("KillContainer", GRPC_UNARY, kill_container_request, not_yet),
-    M("RemoveContainer", GRPC_UNARY, remove_container_request, not_yet),
-    M("WaitContainer", GRPC_UNARY, wait_container_request, not_yet),
-    M("StreamLogs", GRPC_SERVER_STREAM, stream_logs_request, not_yet),
+    M("CreateContainer", GRPC_UNARY, create_container_request, rpc_create),
+    M("StartContainer", GRPC_UNARY, start_container_request, rpc_start),
+    M("GetContainer", GRPC_UNARY, get_container_request, rpc_get),
+    M("ListContainers", GRPC_UNARY, list_containers_request, rpc_list),
+    M("StopContainer", GRPC_UNARY, stop_container_request, rpc_stop),
+    M("KillContainer", GRPC_UNARY, kill_container_request, rpc_kill),
+    M("RemoveContainer", GRPC_UNARY, remove_container_request, rpc_remove),
+    M("WaitContainer", GRPC_UNARY, wait_container_request, rpc_wait),
+    M("StreamLogs", GRPC_SERVER_STREAM, stream_logs_request, rpc_logs),
     M("WatchEvents", GRPC_SERVER_STREAM, watch_events_request, events_watch),
-    M("GetStats", GRPC_UNARY, get_stats_request, not_yet),
+    M("GetStats", GRPC_UNARY, get_stats_request, rpc_stats),
     M("Exec", GRPC_UNARY, exec_request, not_yet),
     M("ImportImage", GRPC_UNARY, import_image_request, not_yet),
     M("ListImages", GRPC_UNARY, list_images_request, not_yet),

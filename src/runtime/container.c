@@ -1,1 +1,855 @@
-/* placeholder: being written */
+#include "runtime/container.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/clock.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "daemon.h"
+#include "grpc/call.h"
+#include "grpc/services.h"
+#include "runtime/cgroup.h"
+#include "runtime/logs.h"
+#include "runtime/spawn.h"
+#include "runtime/store.h"
+#include "runtime/syscalls.h"
+
+#define ST(x) QUILT__V1__CONTAINER_STATE__CONTAINER_STATE_##x
+#define EV(x) QUILT__V1__EVENT_TYPE__EVENT_TYPE_##x
+#define DEFAULT_STOP_TIMEOUT_S 10
+#define DEFAULT_PIDS_LIMIT 1024
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+enum waiter_kind { W_START, W_STOP, W_WAIT, W_REMOVE };
+
+struct ctr_waiter {
+  struct ctr_waiter *prev, *next;
+  struct container *c;
+  struct grpc_call *call;
+  enum waiter_kind kind;
+};
+
+static void on_status(struct qop *op, int res, uint32_t flags);
+static void on_exit_cqe(struct qop *op, int res, uint32_t flags);
+static void maybe_finish(struct container *c);
+
+/* ------------------------------------------------------------ helpers */
+
+bool container_is_active(const struct container *c) {
+  return c->pid > 0 && (c->state == ST(RUNNING) || c->state == ST(CREATED) ||
+                        c->state == ST(PAUSED));
+}
+
+static const char *short_id(const struct container *c, char out[13]) {
+  memcpy(out, c->id, 12);
+  out[12] = 0;
+  return out;
+}
+
+static void publish(struct container *c, Quilt__V1__EventType type, const char *detail) {
+  struct quiltd *d = c->d;
+  Quilt__V1__Event ev = QUILT__V1__EVENT__INIT;
+  ev.type = type;
+  ev.timestamp_ns = clock_real_ns();
+  ev.container_id = c->id;
+  ev.container_name = c->name;
+  ev.detail = (char *)(detail ? detail : "");
+  events_publish(d, &ev);
+  if (d->store) {
+    struct qerr err = QERR_INIT;
+    struct event_record r = {ev.timestamp_ns, (int)type, c->id, c->name, ev.detail};
+    if (store_add_event(d->store, &r, &err) < 0)
+      log_warn("recording event: %s", err.msg);
+  }
+}
+
+static void persist(struct container *c) {
+  if (!c->d->store)
+    return;
+  size_t len = protobuf_c_message_get_packed_size(&c->spec->base);
+  cleanup_free uint8_t *spec = malloc(len ? len : 1);
+  if (!spec)
+    return;
+  protobuf_c_message_pack(&c->spec->base, spec);
+  struct container_record r = {
+      .id = c->id, .name = c->name, .state = c->state, .spec = spec, .spec_len = len,
+      .pid = c->pid, .exit_code = c->exit_code, .exit_signal = c->exit_signal,
+      .oom_killed = c->oom_killed, .failure = c->failure ? c->failure : "",
+      .created_ns = c->created_ns, .started_ns = c->started_ns, .finished_ns = c->finished_ns,
+      .image_id = "", .rootfs = c->rootfs.merged};
+  struct qerr err = QERR_INIT;
+  if (store_put_container(c->d->store, &r, &err) < 0)
+    log_warn("saving container %.12s: %s", c->id, err.msg);
+}
+
+void container_to_pb(const struct container *c, Quilt__V1__Container *out) {
+  *out = (Quilt__V1__Container)QUILT__V1__CONTAINER__INIT;
+  out->id = (char *)c->id;
+  out->name = c->name;
+  out->state = c->state;
+  out->spec = c->spec;
+  out->pid = container_is_active(c) ? c->pid : 0;
+  out->exit_code = c->exit_code;
+  out->exit_signal = c->exit_signal;
+  out->oom_killed = c->oom_killed;
+  out->failure_reason = c->failure ? c->failure : (char *)"";
+  out->created_at_ns = c->created_ns;
+  out->started_at_ns = c->started_ns;
+  out->finished_at_ns = c->finished_ns;
+  out->image_id = (char *)"";
+}
+
+/* ------------------------------------------------------------ waiters */
+
+static void waiter_unlink(struct ctr_waiter *w) {
+  if (w->prev)
+    w->prev->next = w->next;
+  else
+    w->c->waiters = w->next;
+  if (w->next)
+    w->next->prev = w->prev;
+  free(w);
+}
+
+static void waiter_cancelled(struct grpc_call *call, void *arg) {
+  (void)call;
+  waiter_unlink(arg);
+}
+
+static int add_waiter(struct container *c, struct grpc_call *call, enum waiter_kind kind) {
+  struct ctr_waiter *w = calloc(1, sizeof *w);
+  if (!w) {
+    grpc_call_finish(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+    return -ENOMEM;
+  }
+  *w = (struct ctr_waiter){.next = c->waiters, .c = c, .call = call, .kind = kind};
+  if (c->waiters)
+    c->waiters->prev = w;
+  c->waiters = w;
+  grpc_call_on_cancel(call, waiter_cancelled, w);
+  return 0;
+}
+
+static void reply_container(struct grpc_call *call, struct container *c,
+                            enum waiter_kind kind) {
+  Quilt__V1__Container pb;
+  container_to_pb(c, &pb);
+  if (kind == W_START) {
+    Quilt__V1__CreateContainerResponse r = QUILT__V1__CREATE_CONTAINER_RESPONSE__INIT;
+    r.container = &pb;
+    grpc_call_reply(call, &r.base); /* Start's response has the same shape */
+  } else {
+    Quilt__V1__StopContainerResponse r = QUILT__V1__STOP_CONTAINER_RESPONSE__INIT;
+    r.container = &pb;
+    grpc_call_reply(call, &r.base);
+  }
+}
+
+static void reply_wait(struct grpc_call *call, struct container *c) {
+  if (c->state == ST(FAILED)) {
+    grpc_call_finish(call, GRPC_FAILED_PRECONDITION, "container %.12s never started: %s", c->id,
+                     c->failure ? c->failure : "unknown reason");
+    return;
+  }
+  Quilt__V1__WaitContainerResponse r = QUILT__V1__WAIT_CONTAINER_RESPONSE__INIT;
+  r.exit_code = c->exit_code;
+  r.signal = c->exit_signal;
+  r.oom_killed = c->oom_killed;
+  grpc_call_reply(call, &r.base);
+}
+
+/* Answers every waiter of the given kinds; `err` non-NULL answers with it. */
+static void wake(struct container *c, unsigned kinds, const struct qerr *err) {
+  struct ctr_waiter *w = c->waiters, *next;
+  for (; w; w = next) {
+    next = w->next;
+    if (!(kinds & (1u << w->kind)))
+      continue;
+    struct grpc_call *call = w->call;
+    enum waiter_kind kind = w->kind;
+    grpc_call_on_cancel(call, NULL, NULL);
+    waiter_unlink(w);
+    if (err)
+      grpc_call_fail(call, err);
+    else if (kind == W_WAIT)
+      reply_wait(call, c);
+    else if (kind == W_REMOVE)
+      grpc_call_reply(call, &(Quilt__V1__RemoveContainerResponse)
+                                 QUILT__V1__REMOVE_CONTAINER_RESPONSE__INIT.base);
+    else
+      reply_container(call, c, kind);
+  }
+}
+
+/* ------------------------------------------------------------ lookup */
+
+struct container *container_lookup(struct quiltd *d, const char *ref, struct qerr *err) {
+  if (!ref || !ref[0]) {
+    qerr_status(err, GRPC_INVALID_ARGUMENT, EINVAL, "no container id or name given");
+    return NULL;
+  }
+  size_t len = strlen(ref);
+  struct container *match = NULL;
+  unsigned matches = 0;
+  for (struct container *c = d->containers; c; c = c->next) {
+    if (strcmp(c->id, ref) == 0 || strcmp(c->name, ref) == 0)
+      return c;
+    if (len < sizeof c->id && strncmp(c->id, ref, len) == 0) {
+      match = c;
+      matches++;
+    }
+  }
+  if (matches == 1)
+    return match;
+  if (matches > 1)
+    qerr_status(err, GRPC_INVALID_ARGUMENT, EINVAL,
+                "\"%s\" matches %u containers; give more of the id", ref, matches);
+  else
+    qerr_status(err, GRPC_NOT_FOUND, ENOENT, "no container with id or name \"%s\"", ref);
+  return NULL;
+}
+
+/* ------------------------------------------------------------ validation */
+
+static bool valid_name(const char *n) {
+  size_t len = strlen(n);
+  if (len == 0 || len > 128)
+    return false;
+  for (size_t i = 0; i < len; i++) {
+    char ch = n[i];
+    bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+    if (!alnum && (i == 0 || (ch != '_' && ch != '.' && ch != '-')))
+      return false;
+  }
+  return true;
+}
+
+static int validate_spec(struct quiltd *d, const Quilt__V1__ContainerSpec *s, struct qerr *err) {
+#define BAD(...) return qerr_status(err, GRPC_INVALID_ARGUMENT, EINVAL, __VA_ARGS__)
+  if (s->n_command == 0 || !s->command[0][0])
+    BAD("empty command: give the program to run");
+  if (s->name[0] && !valid_name(s->name))
+    BAD("invalid name \"%s\": use letters, digits, '_', '.', '-' (at most 128)", s->name);
+  if (s->name[0])
+    for (struct container *c = d->containers; c; c = c->next)
+      if (strcmp(c->name, s->name) == 0)
+        return qerr_status(err, GRPC_ALREADY_EXISTS, EEXIST,
+                           "name \"%s\" is already used by container %.12s", s->name, c->id);
+  if (s->hostname[0] && strlen(s->hostname) > 64)
+    BAD("hostname \"%s\" is longer than 64 bytes", s->hostname);
+  for (size_t i = 0; i < s->n_env; i++)
+    if (!strchr(s->env[i], '=') || s->env[i][0] == '=')
+      BAD("environment entry \"%s\": expected KEY=VALUE", s->env[i]);
+  if (s->pids_limit < -1)
+    BAD("pids limit %lld: use -1 (unlimited), 0 (default) or a positive number",
+        (long long)s->pids_limit);
+  if (s->memory_limit_mib > 0 && s->memory_limit_mib < 4)
+    BAD("memory limit %llu MiB is below the 4 MiB minimum",
+        (unsigned long long)s->memory_limit_mib);
+  if (s->memory_limit_mib > (1ull << 40))
+    BAD("memory limit %llu MiB is absurd", (unsigned long long)s->memory_limit_mib);
+  if (s->cpu_limit_percent > 100 * 1024)
+    BAD("cpu limit %u%% is above 102400%%", s->cpu_limit_percent);
+  if (s->n_setup > 0)
+    return qerr_status(err, GRPC_UNIMPLEMENTED, ENOSYS, "setup steps are not supported yet");
+  if (s->n_mounts > 0)
+    return qerr_status(err, GRPC_UNIMPLEMENTED, ENOSYS, "mounts are not supported yet");
+  if (s->network_mode == QUILT__V1__NETWORK_MODE__NETWORK_MODE_BRIDGE)
+    return qerr_status(err, GRPC_UNIMPLEMENTED, ENOSYS, "bridge networking is not supported yet");
+  if (s->namespaces && s->namespaces->user)
+    return qerr_status(err, GRPC_UNIMPLEMENTED, ENOSYS,
+                       "user namespaces are not supported yet");
+  return 0;
+#undef BAD
+}
+
+static int ns_flags(const Quilt__V1__ContainerSpec *s) {
+  int f = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
+  const Quilt__V1__Namespaces *n = s->namespaces;
+  if (n && n->enable_all)
+    return f | CLONE_NEWCGROUP;
+  if (n) {
+    if (n->disable_pid) f &= ~CLONE_NEWPID;
+    if (n->disable_mount) f &= ~CLONE_NEWNS;
+    if (n->disable_uts) f &= ~CLONE_NEWUTS;
+    if (n->disable_ipc) f &= ~CLONE_NEWIPC;
+    if (n->disable_network) f &= ~CLONE_NEWNET;
+    if (n->cgroup) f |= CLONE_NEWCGROUP;
+  }
+  if (s->network_mode == QUILT__V1__NETWORK_MODE__NETWORK_MODE_HOST)
+    f &= ~CLONE_NEWNET;
+  return f;
+}
+
+/* ------------------------------------------------------------ create */
+
+static int new_id(char out[65], struct qerr *err) {
+  uint8_t raw[32];
+  if (getrandom(raw, sizeof raw, 0) != sizeof raw)
+    return qerr_errno(err, "getrandom");
+  for (size_t i = 0; i < sizeof raw; i++)
+    snprintf(out + 2 * i, 3, "%02x", raw[i]);
+  return 0;
+}
+
+static void container_free(struct container *c) {
+  if (c->spec)
+    protobuf_c_message_free_unpacked(&c->spec->base, NULL);
+  free(c->name);
+  free(c->failure);
+  free(c);
+}
+
+static struct container *container_alloc(struct quiltd *d, const Quilt__V1__ContainerSpec *spec,
+                                         struct qerr *err) {
+  struct container *c = calloc(1, sizeof *c);
+  if (!c) {
+    qerr_set(err, ENOMEM, "out of memory");
+    return NULL;
+  }
+  c->d = d;
+  c->pidfd = c->status_fd = c->log_fd = -1;
+  c->out.fd = c->err.fd = -1;
+  /* A private copy of the spec: the request is freed when the handler returns. */
+  size_t len = protobuf_c_message_get_packed_size(&spec->base);
+  cleanup_free uint8_t *buf = malloc(len ? len : 1);
+  if (buf) {
+    protobuf_c_message_pack(&spec->base, buf);
+    c->spec = (Quilt__V1__ContainerSpec *)protobuf_c_message_unpack(
+        &quilt__v1__container_spec__descriptor, NULL, len, buf);
+  }
+  c->name = strdup(spec->name ? spec->name : "");
+  if (!c->spec || !c->name || new_id(c->id, err) < 0) {
+    if (!err->code)
+      qerr_set(err, ENOMEM, "out of memory");
+    container_free(c);
+    return NULL;
+  }
+  c->state = ST(CREATED);
+  c->created_ns = clock_real_ns();
+  snprintf(c->dir, sizeof c->dir, "%s/containers/%s", d->cfg.root_dir, c->id);
+  return c;
+}
+
+static void link_container(struct quiltd *d, struct container *c) {
+  c->next = d->containers;
+  if (d->containers)
+    d->containers->prev = c;
+  d->containers = c;
+  d->n_containers++;
+}
+
+static void unlink_container(struct quiltd *d, struct container *c) {
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    d->containers = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  d->n_containers--;
+}
+
+static int start(struct container *c, struct qerr *err);
+
+void container_create(struct quiltd *d, struct grpc_call *call,
+                      const Quilt__V1__CreateContainerRequest *req) {
+  struct qerr err = QERR_INIT;
+  Quilt__V1__ContainerSpec empty = QUILT__V1__CONTAINER_SPEC__INIT;
+  const Quilt__V1__ContainerSpec *spec = req->spec ? req->spec : &empty;
+  if (validate_spec(d, spec, &err) < 0) {
+    grpc_call_fail(call, &err);
+    return;
+  }
+  const char *image = spec->image[0] ? spec->image : d->cfg.default_rootfs;
+  if (!image || !image[0]) {
+    grpc_call_finish(call, GRPC_FAILED_PRECONDITION,
+                     "no image given and quiltd has no default rootfs (--default-rootfs)");
+    return;
+  }
+  struct container *c = container_alloc(d, spec, &err);
+  if (!c) {
+    grpc_call_fail(call, &err);
+    return;
+  }
+  if (mkdir_p(c->dir, 0700, &err) < 0 ||
+      rootfs_prepare(image, c->dir, d->overlay, &c->rootfs, &err) < 0) {
+    struct qerr ignore = QERR_INIT;
+    rm_rf(c->dir, &ignore);
+    container_free(c);
+    grpc_call_fail(call, &err);
+    return;
+  }
+  link_container(d, c);
+  persist(c);
+  publish(c, EV(CREATED), NULL);
+  if (req->no_start) {
+    reply_container(call, c, W_START);
+    return;
+  }
+  if (add_waiter(c, call, W_START) < 0)
+    return;
+  if (start(c, &err) < 0)
+    wake(c, 1u << W_START, &err);
+}
+
+/* ------------------------------------------------------------ start */
+
+/* NULL-terminated env: defaults, then the spec's entries replacing them. */
+static char **build_env(const struct container *c, const char *hostname) {
+  const Quilt__V1__ContainerSpec *s = c->spec;
+  size_t n = 4 + s->n_env + 1;
+  char **env = calloc(n, sizeof *env);
+  if (!env)
+    return NULL;
+  size_t k = 0;
+  char host[128];
+  snprintf(host, sizeof host, "HOSTNAME=%s", hostname);
+  const char *defaults[] = {"PATH=" DEFAULT_PATH, "HOME=/root", "TERM=xterm", host};
+  for (size_t i = 0; i < ARRAY_SIZE(defaults); i++) {
+    size_t klen = strchr(defaults[i], '=') - defaults[i] + 1;
+    bool overridden = false;
+    for (size_t j = 0; j < s->n_env; j++)
+      overridden |= strncmp(s->env[j], defaults[i], klen) == 0;
+    if (!overridden)
+      env[k++] = strdup(defaults[i]);
+  }
+  for (size_t j = 0; j < s->n_env; j++)
+    env[k++] = strdup(s->env[j]);
+  return env;
+}
+
+static void free_env(char **env) {
+  for (char **e = env; e && *e; e++)
+    free(*e);
+  free(env);
+}
+
+static int create_cgroup(struct container *c, struct qerr *err) {
+  const Quilt__V1__ContainerSpec *s = c->spec;
+  if (!c->d->cgm)
+    return 0;
+  struct cgroup_limits lim = {
+      .memory_bytes = s->memory_limit_mib * 1024 * 1024,
+      .cpu_percent = s->cpu_limit_percent,
+      .pids = s->pids_limit == 0 ? DEFAULT_PIDS_LIMIT : s->pids_limit,
+  };
+  return cgroup_create(c->d->cgm, c->id, &lim, &c->cg, err);
+}
+
+static void arm_status(struct container *c) {
+  struct io_uring_sqe *sqe = qring_sqe(&c->d->ring);
+  io_uring_prep_read(sqe, c->status_fd, c->status_buf, sizeof c->status_buf, 0);
+  qop_bind(sqe, &c->status_op);
+  c->busy = true;
+}
+
+static int spawn(struct container *c, char **env, const char *hostname, int out_fds[2],
+                 struct qerr *err) {
+  const Quilt__V1__ContainerSpec *s = c->spec;
+  cleanup_fd int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (devnull < 0)
+    return qerr_errno(err, "opening /dev/null");
+  /* protobuf-c's repeated strings are not NULL-terminated; execve needs it. */
+  cleanup_free char **argv = calloc(s->n_command + 1, sizeof *argv);
+  if (!argv)
+    return qerr_set(err, ENOMEM, "out of memory");
+  memcpy(argv, s->command, s->n_command * sizeof *argv);
+  struct spawn_spec sp = {
+      .rootfs = c->rootfs.merged,
+      .overlay_lower = c->rootfs.overlay ? c->rootfs.lower : NULL,
+      .overlay_upper = c->rootfs.upper,
+      .overlay_work = c->rootfs.work,
+      .argv = argv,
+      .env = env,
+      .cwd = s->working_dir,
+      .hostname = hostname,
+      .user = s->user,
+      .ns_flags = ns_flags(s),
+      .cgroup_fd = c->cg ? cgroup_fd(c->cg) : -1,
+      .stdio = {devnull, out_fds[0], out_fds[1]},
+  };
+  struct spawn_result res;
+  int release_fd;
+  if (spawn_start(&sp, &res, &release_fd, err) < 0)
+    return err->code;
+  c->pid = res.pid;
+  c->pidfd = res.pidfd;
+  c->status_fd = res.status_fd;
+  if (c->cg && sp.cgroup_fd < 0 && cgroup_attach(c->cg, res.pid, err) < 0) {
+    close(release_fd); /* the child sees EOF and exits */
+    return err->code;
+  }
+  return spawn_release(release_fd, err);
+}
+
+static int start(struct container *c, struct qerr *err) {
+  char sid[13], hostname[72];
+  const Quilt__V1__ContainerSpec *s = c->spec;
+  snprintf(hostname, sizeof hostname, "%s",
+           s->hostname[0] ? s->hostname : c->name[0] ? c->name : short_id(c, sid));
+  int out_fds[2] = {-1, -1};
+  char **env = build_env(c, hostname);
+  int rc = env ? 0 : qerr_set(err, ENOMEM, "out of memory");
+  if (rc == 0)
+    rc = create_cgroup(c, err);
+  if (rc == 0)
+    rc = logs_open(c, out_fds, err);
+  if (rc == 0)
+    rc = spawn(c, env, hostname, out_fds, err);
+  free_env(env);
+  for (int i = 0; i < 2; i++)
+    if (out_fds[i] >= 0)
+      close(out_fds[i]);
+  c->status_op.fn = on_status;
+  c->wait_op.fn = on_exit_cqe;
+  if (rc < 0 && c->pid > 0) {
+    /* The child exists but was not released: it reports a failure on the
+     * status pipe; keep the real reason for the record. */
+    c->failure = strdup(err->msg);
+    rc = 0;
+  }
+  if (rc < 0) {
+    /* Nothing was started: undo and record why. */
+    logs_close(c);
+    if (c->cg) {
+      struct qerr ignore = QERR_INIT;
+      cgroup_destroy(c->cg, &ignore);
+      c->cg = NULL;
+    }
+    c->state = ST(FAILED);
+    c->failure = strdup(err->msg);
+    c->finished_ns = clock_real_ns();
+    persist(c);
+    publish(c, EV(FAILED), err->msg);
+    return rc;
+  }
+  logs_start(c);
+  arm_status(c); /* a failed attach/release shows up as a failure record or EOF + exit */
+  return 0;
+}
+
+void container_start_rpc(struct quiltd *d, struct grpc_call *call, struct container *c) {
+  (void)d;
+  if (c->state != ST(CREATED) || c->pid > 0) {
+    grpc_call_finish(call, GRPC_FAILED_PRECONDITION, "container %.12s was already started",
+                     c->id);
+    return;
+  }
+  if (add_waiter(c, call, W_START) < 0)
+    return;
+  struct qerr err = QERR_INIT;
+  if (start(c, &err) < 0)
+    wake(c, 1u << W_START, &err);
+}
+
+/* ------------------------------------------------------------ running */
+
+static void arm_wait(struct container *c) {
+  struct io_uring_sqe *sqe = qring_sqe(&c->d->ring);
+  if (c->d->ring.feat.waitid) {
+    /* IORING_OP_WAITID (6.7): liburing 2.3 has no helper, fill it by hand. */
+    memset(sqe, 0, sizeof *sqe);
+    sqe->opcode = 50;
+    sqe->fd = c->pidfd;
+    sqe->len = P_PIDFD;
+    sqe->addr2 = (uint64_t)(uintptr_t)&c->wait_info;
+    sqe->file_index = WEXITED;
+    c->wait_by_poll = false;
+  } else {
+    io_uring_prep_poll_add(sqe, c->pidfd, POLLIN);
+    c->wait_by_poll = true;
+  }
+  qop_bind(sqe, &c->wait_op);
+  c->wait_armed = true;
+  c->busy = true;
+}
+
+static void on_status(struct qop *op, int res, uint32_t flags) {
+  (void)flags;
+  struct container *c = container_of(op, struct container, status_op);
+  close(c->status_fd);
+  c->status_fd = -1;
+  arm_wait(c);
+  if (res == 0) {
+    c->state = ST(RUNNING);
+    c->started_ns = clock_real_ns();
+    persist(c);
+    publish(c, EV(STARTED), NULL);
+    wake(c, 1u << W_START, NULL);
+    return;
+  }
+  struct qerr err = QERR_INIT;
+  if (res < 0)
+    qerr_set(&err, res, "reading the container's start status: %s", strerror(-res));
+  else
+    spawn_parse_failure(c->status_buf, (size_t)res, &err);
+  if (c->failure) /* the daemon's own reason beats the child's "abandoned" */
+    qerr_status(&err, GRPC_INTERNAL, EIO, "%s", c->failure);
+  c->state = ST(FAILED);
+  free(c->failure);
+  c->failure = strdup(err.msg);
+  c->finished_ns = clock_real_ns();
+  logs_note(c, err.msg);
+  persist(c);
+  publish(c, EV(FAILED), err.msg);
+  wake(c, 1u << W_START, &err);
+}
+
+static void record_exit(struct container *c, const siginfo_t *si) {
+  if (si->si_code == CLD_EXITED) {
+    c->exit_code = si->si_status;
+  } else {
+    c->exit_signal = si->si_status;
+    c->exit_code = 128 + si->si_status;
+  }
+  uint64_t ooms = 0;
+  struct qerr err = QERR_INIT;
+  if (c->cg && cgroup_oom_kills(c->cg, &ooms, &err) == 0 && ooms > 0)
+    c->oom_killed = true;
+}
+
+static void release_cgroup(struct container *c) {
+  if (!c->cg)
+    return;
+  struct qerr err = QERR_INIT;
+  cgroup_kill_all(c->cg, &err);
+  if (cgroup_destroy(c->cg, &err) < 0)
+    log_warn("container %.12s: %s", c->id, err.msg);
+  c->cg = NULL;
+}
+
+static void on_exit_cqe(struct qop *op, int res, uint32_t flags) {
+  (void)flags;
+  struct container *c = container_of(op, struct container, wait_op);
+  c->wait_armed = false;
+  siginfo_t si = c->wait_info;
+  if (c->wait_by_poll && res >= 0) {
+    memset(&si, 0, sizeof si);
+    res = waitid(P_PIDFD, (id_t)c->pidfd, &si, WEXITED | WNOHANG) < 0 ? -errno : 0;
+    if (res == 0 && si.si_pid == 0) { /* spurious wakeup */
+      arm_wait(c);
+      return;
+    }
+  }
+  if (res < 0) {
+    log_error("waiting for container %.12s: %s", c->id, strerror(-res));
+    memset(&si, 0, sizeof si);
+    si.si_code = CLD_KILLED;
+    si.si_status = SIGKILL;
+  }
+  close(c->pidfd);
+  c->pidfd = -1;
+  qtimer_cancel(&c->d->timers, &c->stop_timer);
+  bool was_failed = c->state == ST(FAILED);
+  if (!was_failed) {
+    record_exit(c, &si);
+    c->state = ST(EXITED);
+    c->finished_ns = clock_real_ns();
+  }
+  release_cgroup(c);
+  c->busy = false;
+  if (!was_failed) {
+    persist(c);
+    char detail[32];
+    snprintf(detail, sizeof detail, "%d", c->exit_code);
+    if (c->oom_killed)
+      publish(c, EV(OOM), NULL);
+    publish(c, EV(EXITED), detail);
+  }
+  wake(c, 1u << W_STOP | 1u << W_WAIT, NULL);
+  maybe_finish(c);
+}
+
+/* ------------------------------------------------------------ stop, kill */
+
+int container_kill(struct container *c, int sig, struct qerr *err) {
+  if (!container_is_active(c) || c->pidfd < 0)
+    return qerr_status(err, GRPC_FAILED_PRECONDITION, ESRCH, "container %.12s is not running",
+                       c->id);
+  if (sig <= 0 || sig >= NSIG)
+    return qerr_status(err, GRPC_INVALID_ARGUMENT, EINVAL, "invalid signal %d", sig);
+  if (sys_pidfd_send_signal(c->pidfd, sig) < 0 && errno != ESRCH)
+    return qerr_errno(err, "signalling container %.12s", c->id);
+  return 0;
+}
+
+static void on_stop_timeout(struct qtimer *t) {
+  struct container *c = container_of(t, struct container, stop_timer);
+  struct qerr err = QERR_INIT;
+  log_info("container %.12s did not stop in time: SIGKILL", c->id);
+  container_kill(c, SIGKILL, &err);
+}
+
+void container_stop_rpc(struct quiltd *d, struct grpc_call *call, struct container *c,
+                        unsigned timeout_s) {
+  if (!container_is_active(c)) {
+    reply_container(call, c, W_STOP);
+    return;
+  }
+  struct qerr err = QERR_INIT;
+  if (container_kill(c, SIGTERM, &err) < 0) {
+    grpc_call_fail(call, &err);
+    return;
+  }
+  uint64_t secs = timeout_s ? timeout_s : DEFAULT_STOP_TIMEOUT_S;
+  if (!qtimer_pending(&c->stop_timer) ||
+      c->stop_timer.deadline_ns > clock_mono_ns() + secs * 1000000000ull)
+    qtimer_after(&d->timers, &c->stop_timer, secs * 1000000000ull, on_stop_timeout);
+  add_waiter(c, call, W_STOP);
+}
+
+/* ------------------------------------------------------------ wait, remove */
+
+void container_wait_rpc(struct quiltd *d, struct grpc_call *call, struct container *c) {
+  (void)d;
+  if (c->state == ST(EXITED) || c->state == ST(FAILED)) {
+    reply_wait(call, c);
+    return;
+  }
+  add_waiter(c, call, W_WAIT);
+}
+
+static void do_remove(struct container *c) {
+  struct quiltd *d = c->d;
+  struct qerr err = QERR_INIT;
+  logs_close(c);
+  release_cgroup(c);
+  if (rootfs_release(c->dir, &err) < 0 || rm_rf(c->dir, &err) < 0)
+    log_warn("removing container %.12s: %s", c->id, err.msg);
+  if (d->store && store_delete_container(d->store, c->id, &err) < 0)
+    log_warn("forgetting container %.12s: %s", c->id, err.msg);
+  publish(c, EV(REMOVED), NULL);
+  wake(c, 1u << W_REMOVE, NULL);
+  /* Anyone still waiting learns the container is gone. */
+  qerr_status(&err, GRPC_NOT_FOUND, ENOENT, "container %.12s was removed", c->id);
+  wake(c, ~0u, &err);
+  unlink_container(d, c);
+  container_free(c);
+}
+
+/* Once exited and drained: complete the logs, then auto-remove. */
+static void maybe_finish(struct container *c) {
+  if (container_is_active(c) || c->busy || !logs_drained(c))
+    return;
+  logs_complete(c);
+  if (c->removing || (c->spec->auto_remove && c->state != ST(CREATED)))
+    do_remove(c);
+}
+
+void container_remove_rpc(struct quiltd *d, struct grpc_call *call, struct container *c,
+                          bool force) {
+  (void)d;
+  struct qerr err = QERR_INIT;
+  if (container_is_active(c) && !force) {
+    grpc_call_finish(call, GRPC_FAILED_PRECONDITION,
+                     "container %.12s is running: stop it first or remove with force", c->id);
+    return;
+  }
+  if (add_waiter(c, call, W_REMOVE) < 0)
+    return;
+  c->removing = true;
+  if (container_is_active(c))
+    container_kill(c, SIGKILL, &err);
+  if (c->state == ST(CREATED) && c->pid <= 0)
+    c->busy = false;
+  maybe_finish(c);
+}
+
+void container_logs_drained(struct container *c) { maybe_finish(c); }
+
+/* ------------------------------------------------------------ restart */
+
+static int restore_one(void *arg, const struct container_record *r) {
+  struct quiltd *d = arg;
+  Quilt__V1__ContainerSpec *spec = (Quilt__V1__ContainerSpec *)protobuf_c_message_unpack(
+      &quilt__v1__container_spec__descriptor, NULL, r->spec_len, r->spec);
+  struct container *c = calloc(1, sizeof *c);
+  if (!spec || !c) {
+    log_warn("skipping stored container %.12s: unreadable spec", r->id);
+    if (spec)
+      protobuf_c_message_free_unpacked(&spec->base, NULL);
+    free(c);
+    return 0;
+  }
+  c->d = d;
+  c->spec = spec;
+  c->pidfd = c->status_fd = c->log_fd = -1;
+  c->out.fd = c->err.fd = -1;
+  snprintf(c->id, sizeof c->id, "%s", r->id);
+  c->name = strdup(r->name);
+  c->state = r->state;
+  c->exit_code = r->exit_code;
+  c->exit_signal = r->exit_signal;
+  c->oom_killed = r->oom_killed;
+  c->failure = r->failure[0] ? strdup(r->failure) : NULL;
+  c->created_ns = r->created_ns;
+  c->started_ns = r->started_ns;
+  c->finished_ns = r->finished_ns;
+  snprintf(c->dir, sizeof c->dir, "%s/containers/%s", d->cfg.root_dir, c->id);
+  snprintf(c->rootfs.merged, sizeof c->rootfs.merged, "%s", r->rootfs);
+  if (c->state == ST(RUNNING) || c->state == ST(CREATED) || c->state == ST(PAUSED)) {
+    /* Its processes outlived a daemon that can no longer wait for them:
+     * kill what is left through its cgroup and record the loss. */
+    struct cgroup *cg = NULL;
+    struct qerr err = QERR_INIT;
+    if (d->cgm && cgroup_open(d->cgm, c->id, &cg, &err) == 0) {
+      cgroup_kill_all(cg, &err);
+      cgroup_destroy(cg, &err);
+    }
+    bool started = c->state != ST(CREATED) || r->pid > 0;
+    c->state = started ? ST(EXITED) : ST(CREATED);
+    if (started) {
+      c->exit_code = 137;
+      c->exit_signal = SIGKILL;
+      c->finished_ns = clock_real_ns();
+      free(c->failure);
+      c->failure = strdup("quiltd restarted while the container ran");
+    }
+  }
+  link_container(d, c);
+  persist(c);
+  return 0;
+}
+
+int containers_restore(struct quiltd *d, struct qerr *err) {
+  if (!d->store)
+    return 0;
+  return store_load_containers(d->store, restore_one, d, err);
+}
+
+bool containers_shutdown(struct quiltd *d) {
+  bool any = false;
+  struct qerr err = QERR_INIT;
+  for (struct container *c = d->containers; c; c = c->next) {
+    if (!container_is_active(c))
+      continue;
+    any = true;
+    container_kill(c, SIGKILL, &err);
+  }
+  return !any;
+}
+
+void containers_free(struct quiltd *d) {
+  while (d->containers) {
+    struct container *c = d->containers;
+    logs_close(c);
+    if (c->cg)
+      cgroup_close(c->cg);
+    if (c->pidfd >= 0)
+      close(c->pidfd);
+    if (c->status_fd >= 0)
+      close(c->status_fd);
+    unlink_container(d, c);
+    container_free(c);
+  }
+}

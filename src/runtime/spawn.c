@@ -1,1 +1,442 @@
-/* placeholder: being written */
+#include "runtime/spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/sched.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "grpc/status.h"
+#include "runtime/syscalls.h"
+
+/* ------------------------------------------------------------ child side
+ * Everything below runs in the cloned child, a copy of the single-threaded
+ * daemon. A failure is written to the status pipe and the child exits. */
+
+struct child {
+  const struct spawn_spec *spec;
+  int status_fd;     /* write end, close-on-exec */
+  int release_fd;    /* read end */
+  int rootfd;        /* O_PATH of the rootfs */
+};
+
+__attribute__((noreturn)) static void child_fail(struct child *c, int status, int err,
+                                                 const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void child_fail(struct child *c, int status, int err, const char *fmt, ...) {
+  struct spawn_failure f = {.err = err, .status = status};
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(f.msg, sizeof f.msg, fmt, ap);
+  va_end(ap);
+  if (err && n >= 0 && (size_t)n < sizeof f.msg)
+    snprintf(f.msg + n, sizeof f.msg - (size_t)n, ": %s", strerror(err));
+  ssize_t w = write(c->status_fd, &f, sizeof f);
+  (void)w;
+  _exit(127);
+}
+
+/* Opens `path` inside the rootfs without ever leaving it, even through
+ * symlinks planted in the image; creates it (dir or file) when missing. */
+static int open_in_root(struct child *c, const char *path, bool dir) {
+  struct open_how how = {.flags = O_PATH | O_CLOEXEC,
+                         .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+  while (*path == '/')
+    path++;
+  int fd = sys_openat2(c->rootfd, path, &how);
+  if (fd >= 0 || errno != ENOENT)
+    return fd;
+  /* Create the last component in its (safely resolved) parent. */
+  char parent[4096];
+  snprintf(parent, sizeof parent, "%s", path);
+  char *slash = strrchr(parent, '/');
+  const char *leaf = slash ? slash + 1 : parent;
+  cleanup_fd int pfd = -1;
+  if (slash) {
+    *slash = 0;
+    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+    pfd = sys_openat2(c->rootfd, parent, &how);
+    if (pfd < 0)
+      return -1;
+  }
+  int base = slash ? pfd : c->rootfd;
+  if (dir ? mkdirat(base, leaf, 0755) : mknodat(base, leaf, S_IFREG | 0644, 0))
+    if (errno != EEXIST)
+      return -1;
+  how.flags = O_PATH | O_CLOEXEC;
+  return sys_openat2(base, leaf, &how);
+}
+
+static void mount_in_root(struct child *c, const char *src, const char *target,
+                          const char *fstype, unsigned long flags, const char *data,
+                          bool dir) {
+  cleanup_fd int fd = open_in_root(c, target, dir);
+  if (fd < 0)
+    child_fail(c, GRPC_FAILED_PRECONDITION, errno, "mount target %s in the rootfs", target);
+  char proc_path[64];
+  snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", fd);
+  if (mount(src, proc_path, fstype, flags, data) < 0)
+    child_fail(c, GRPC_INTERNAL, errno, "mounting %s on %s", fstype ? fstype : src, target);
+}
+
+static void make_dev(struct child *c) {
+  static const struct { const char *name; unsigned maj, min; } nodes[] = {
+      {"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7},
+      {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
+  };
+  mount_in_root(c, "tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k",
+                true);
+  cleanup_fd int dev = open_in_root(c, "/dev", true);
+  cleanup_fd int devdir = openat(dev, ".", O_DIRECTORY | O_CLOEXEC);
+  if (devdir < 0)
+    child_fail(c, GRPC_INTERNAL, errno, "opening /dev");
+  for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
+    if (mknodat(devdir, nodes[i].name, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)) < 0)
+      child_fail(c, GRPC_INTERNAL, errno, "creating /dev/%s", nodes[i].name);
+    fchmodat(devdir, nodes[i].name, 0666, 0); /* undo the umask */
+  }
+  static const struct { const char *target, *link; } links[] = {
+      {"/proc/self/fd", "fd"},      {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
+      {"/proc/self/fd/2", "stderr"}, {"pts/ptmx", "ptmx"},
+  };
+  for (size_t i = 0; i < ARRAY_SIZE(links); i++)
+    if (symlinkat(links[i].target, devdir, links[i].link) < 0)
+      child_fail(c, GRPC_INTERNAL, errno, "creating /dev/%s", links[i].link);
+  mount_in_root(c, "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                "newinstance,ptmxmode=0666,mode=0620", true);
+  mount_in_root(c, "shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                "mode=1777,size=65536k", true);
+  mount_in_root(c, "mqueue", "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL,
+                true);
+}
+
+static void make_sys(struct child *c) {
+  const struct spawn_spec *s = c->spec;
+  unsigned long ro = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+  if (s->ns_flags & CLONE_NEWNET) {
+    mount_in_root(c, "sysfs", "/sys", "sysfs", ro, NULL, true);
+    return;
+  }
+  /* Without a network namespace sysfs cannot be mounted afresh: bind the
+   * host's and make the bind read-only. */
+  mount_in_root(c, "/sys", "/sys", NULL, MS_BIND | MS_REC, NULL, true);
+  mount_in_root(c, NULL, "/sys", NULL, MS_BIND | MS_REMOUNT | ro, NULL, true);
+}
+
+static void setup_mounts(struct child *c) {
+  const struct spawn_spec *s = c->spec;
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+    child_fail(c, GRPC_INTERNAL, errno, "making mounts private");
+  /* pivot_root needs the new root to be a mount point. */
+  if (s->overlay_lower) {
+    char opts[8192];
+    if (snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", s->overlay_lower,
+                 s->overlay_upper, s->overlay_work) >= (int)sizeof opts)
+      child_fail(c, GRPC_INVALID_ARGUMENT, ENAMETOOLONG, "overlay options");
+    if (mount("overlay", s->rootfs, "overlay", 0, opts) < 0)
+      child_fail(c, GRPC_FAILED_PRECONDITION, errno, "mounting overlay of %s", s->overlay_lower);
+  } else if (mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) {
+    child_fail(c, GRPC_FAILED_PRECONDITION, errno, "binding rootfs %s", s->rootfs);
+  }
+  c->rootfd = open(s->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (c->rootfd < 0)
+    child_fail(c, GRPC_FAILED_PRECONDITION, errno, "opening rootfs %s", s->rootfs);
+  mount_in_root(c, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, true);
+  make_dev(c);
+  make_sys(c);
+  mount_in_root(c, "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", true);
+}
+
+static void enter_root(struct child *c) {
+  if (fchdir(c->rootfd) < 0)
+    child_fail(c, GRPC_INTERNAL, errno, "entering rootfs");
+  /* pivot_root(".", ".") stacks the old root on the new one; detaching it
+   * leaves only the container's tree, with no directory kept open. */
+  if (sys_pivot_root(".", ".") < 0)
+    child_fail(c, GRPC_INTERNAL, errno, "pivot_root into %s", c->spec->rootfs);
+  if (umount2(".", MNT_DETACH) < 0)
+    child_fail(c, GRPC_INTERNAL, errno, "detaching the old root");
+  if (chdir("/") < 0)
+    child_fail(c, GRPC_INTERNAL, errno, "chdir /");
+  close(c->rootfd);
+  c->rootfd = -1;
+}
+
+static void loopback_up(struct child *c) {
+  cleanup_fd int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct ifreq ifr = {0};
+  snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+  if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+    child_fail(c, GRPC_INTERNAL, errno, "reading flags of lo");
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+    child_fail(c, GRPC_INTERNAL, errno, "bringing lo up");
+}
+
+static char *read_small_file(const char *path) {
+  cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return NULL;
+  size_t cap = 65536, len = 0;
+  char *buf = malloc(cap + 1);
+  ssize_t n;
+  while (buf && len < cap && (n = read(fd, buf + len, cap - len)) > 0)
+    len += (size_t)n;
+  if (buf)
+    buf[len] = 0;
+  return buf;
+}
+
+static void switch_user(struct child *c) {
+  const char *user = c->spec->user;
+  if (!user || !user[0])
+    return;
+  cleanup_free char *passwd = read_small_file("/etc/passwd");
+  struct qerr err = QERR_INIT;
+  uid_t uid;
+  gid_t gid;
+  if (spawn_parse_user(user, passwd, &uid, &gid, &err) < 0)
+    child_fail(c, GRPC_FAILED_PRECONDITION, 0, "%s", err.msg);
+  if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+    child_fail(c, GRPC_FAILED_PRECONDITION, errno, "switching to user %s (%u:%u)", user, uid, gid);
+}
+
+static void set_rlimits(void) {
+  /* Within the hard limit we were given: never try to raise it. */
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    rlim_t want = 65536;
+    rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+static void reset_signals(void) {
+  sigset_t all;
+  sigemptyset(&all);
+  sigprocmask(SIG_SETMASK, &all, NULL);
+  for (int sig = 1; sig < NSIG; sig++)
+    signal(sig, SIG_DFL);
+}
+
+static const char *env_path(char *const *env) {
+  for (char *const *e = env; e && *e; e++)
+    if (strncmp(*e, "PATH=", 5) == 0)
+      return *e + 5;
+  return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+}
+
+/* execvpe would search the daemon's PATH; the container's env decides. */
+static void exec_command(struct child *c) {
+  const char *cmd = c->spec->argv[0];
+  if (strchr(cmd, '/')) {
+    execve(cmd, c->spec->argv, c->spec->env);
+    int e = errno;
+    child_fail(c, e == ENOENT ? GRPC_NOT_FOUND : GRPC_FAILED_PRECONDITION, e, "executing %s",
+               cmd);
+  }
+  const char *path = env_path(c->spec->env);
+  int last = ENOENT;
+  while (*path) {
+    const char *colon = strchrnul(path, ':');
+    char full[4096];
+    snprintf(full, sizeof full, "%.*s/%s", (int)(colon - path), path, cmd);
+    execve(full, c->spec->argv, c->spec->env);
+    if (errno != ENOENT && errno != ENOTDIR)
+      last = errno;
+    path = *colon ? colon + 1 : colon;
+  }
+  if (last == ENOENT)
+    child_fail(c, GRPC_NOT_FOUND, 0, "command not found in the container: %s", cmd);
+  child_fail(c, GRPC_FAILED_PRECONDITION, last, "executing %s", cmd);
+}
+
+__attribute__((noreturn)) static void child_main(struct child *c) {
+  const struct spawn_spec *s = c->spec;
+  char go;
+  if (read(c->release_fd, &go, 1) != 1)
+    child_fail(c, GRPC_INTERNAL, 0, "quiltd abandoned the start");
+  close(c->release_fd);
+  reset_signals();
+  setsid();
+  for (int i = 0; i < 3; i++)
+    if (dup2(s->stdio[i], i) < 0)
+      child_fail(c, GRPC_INTERNAL, errno, "setting up fd %d", i);
+  if (s->ns_flags & CLONE_NEWNS) {
+    setup_mounts(c);
+    enter_root(c);
+  } else if (chroot(s->rootfs) < 0 || chdir("/") < 0) {
+    child_fail(c, GRPC_FAILED_PRECONDITION, errno, "chroot %s", s->rootfs);
+  }
+  if ((s->ns_flags & CLONE_NEWUTS) && s->hostname && sethostname(s->hostname, strlen(s->hostname)))
+    child_fail(c, GRPC_INTERNAL, errno, "setting hostname %s", s->hostname);
+  if (s->ns_flags & CLONE_NEWNET)
+    loopback_up(c);
+  switch_user(c);
+  const char *cwd = s->cwd && s->cwd[0] ? s->cwd : "/";
+  if (chdir(cwd) < 0)
+    child_fail(c, GRPC_FAILED_PRECONDITION, errno, "working directory %s", cwd);
+  set_rlimits();
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+    child_fail(c, GRPC_INTERNAL, errno, "setting no_new_privs");
+  /* Nothing of the daemon may leak into the container. */
+  if (sys_close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+    child_fail(c, GRPC_INTERNAL, errno, "marking fds close-on-exec");
+  exec_command(c);
+  _exit(127);
+}
+
+/* ------------------------------------------------------------ parent side */
+
+static long clone_child(const struct spawn_spec *spec, int *pidfd) {
+  struct clone_args args = {
+      .flags = (uint64_t)spec->ns_flags | CLONE_PIDFD,
+      .pidfd = (uint64_t)(uintptr_t)pidfd,
+      .exit_signal = SIGCHLD,
+  };
+  if (spec->cgroup_fd >= 0) {
+    args.flags |= CLONE_INTO_CGROUP;
+    args.cgroup = (uint64_t)spec->cgroup_fd;
+  }
+  long pid = sys_clone3(&args);
+  if (pid >= 0 || errno != ENOSYS || spec->cgroup_fd >= 0)
+    return pid;
+  /* Kernels before 5.3: clone() with CLONE_PIDFD returns the pidfd in the
+   * parent_tid slot. */
+  return syscall(SYS_clone, (unsigned long)spec->ns_flags | CLONE_PIDFD | SIGCHLD, NULL, pidfd,
+                 NULL, 0);
+}
+
+int spawn_start(const struct spawn_spec *spec, struct spawn_result *res, int *release_fd,
+                struct qerr *err) {
+  int status[2], release[2];
+  if (pipe2(status, O_CLOEXEC) < 0)
+    return qerr_errno(err, "creating the status pipe");
+  if (pipe2(release, O_CLOEXEC) < 0) {
+    close(status[0]);
+    close(status[1]);
+    return qerr_errno(err, "creating the release pipe");
+  }
+  int pidfd = -1;
+  long pid = clone_child(spec, &pidfd);
+  if (pid == 0) {
+    close(status[0]);
+    close(release[1]);
+    struct child c = {.spec = spec, .status_fd = status[1], .release_fd = release[0],
+                      .rootfd = -1};
+    child_main(&c);
+  }
+  int saved = errno;
+  close(status[1]);
+  close(release[0]);
+  if (pid < 0) {
+    close(status[0]);
+    close(release[1]);
+    errno = saved;
+    return qerr_errno(err, "clone3");
+  }
+  *res = (struct spawn_result){.pid = (pid_t)pid, .pidfd = pidfd, .status_fd = status[0]};
+  *release_fd = release[1];
+  return 0;
+}
+
+int spawn_release(int release_fd, struct qerr *err) {
+  ssize_t n = write(release_fd, "g", 1);
+  int saved = errno;
+  close(release_fd);
+  if (n != 1) {
+    errno = saved;
+    return qerr_errno(err, "releasing the container process");
+  }
+  return 0;
+}
+
+int spawn_parse_failure(const void *buf, size_t n, struct qerr *err) {
+  struct spawn_failure f;
+  if (n != sizeof f)
+    return qerr_status(err, GRPC_INTERNAL, EIO, "container init failed before exec (%zu bytes)",
+                       n);
+  memcpy(&f, buf, sizeof f);
+  f.msg[sizeof f.msg - 1] = 0;
+  return qerr_status(err, f.status ? f.status : GRPC_INTERNAL, f.err ? f.err : EIO, "%s",
+                     f.msg);
+}
+
+static int parse_id(const char *s, size_t n, unsigned *out) {
+  if (n == 0 || n > 10)
+    return -1;
+  unsigned long v = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9')
+      return -1;
+    v = v * 10 + (unsigned)(s[i] - '0');
+  }
+  if (v > 0xfffffffeUL)
+    return -1;
+  *out = (unsigned)v;
+  return 0;
+}
+
+/* Finds `name` in passwd text: "name:x:uid:gid:...". */
+static int passwd_lookup(const char *passwd, const char *name, unsigned *uid, unsigned *gid) {
+  size_t nl = strlen(name);
+  for (const char *line = passwd; line && *line;) {
+    const char *end = strchrnul(line, '\n');
+    if ((size_t)(end - line) > nl && strncmp(line, name, nl) == 0 && line[nl] == ':') {
+      const char *f = line + nl + 1;                      /* password */
+      const char *u = memchr(f, ':', (size_t)(end - f));  /* :uid */
+      const char *g = u ? memchr(u + 1, ':', (size_t)(end - u - 1)) : NULL;
+      const char *g_end = g ? memchr(g + 1, ':', (size_t)(end - g - 1)) : NULL;
+      if (!g)
+        return -1;
+      if (!g_end)
+        g_end = end;
+      if (parse_id(u + 1, (size_t)(g - u - 1), uid) < 0 ||
+          parse_id(g + 1, (size_t)(g_end - g - 1), gid) < 0)
+        return -1;
+      return 0;
+    }
+    line = *end ? end + 1 : end;
+  }
+  return -1;
+}
+
+int spawn_parse_user(const char *user, const char *passwd, uid_t *uid, gid_t *gid,
+                     struct qerr *err) {
+  const char *colon = strchr(user, ':');
+  size_t ulen = colon ? (size_t)(colon - user) : strlen(user);
+  unsigned u, g;
+  if (parse_id(user, ulen, &u) == 0) {
+    g = u;
+    if (colon && parse_id(colon + 1, strlen(colon + 1), &g) < 0)
+      return qerr_status(err, GRPC_INVALID_ARGUMENT, EINVAL, "bad group in user \"%s\"", user);
+    *uid = u;
+    *gid = g;
+    return 0;
+  }
+  if (colon)
+    return qerr_status(err, GRPC_INVALID_ARGUMENT, EINVAL,
+                       "user \"%s\": expected uid[:gid] or a user name", user);
+  if (!passwd || passwd_lookup(passwd, user, &u, &g) < 0)
+    return qerr_status(err, GRPC_FAILED_PRECONDITION, ENOENT,
+                       "user \"%s\" not found in the container's /etc/passwd", user);
+  *uid = u;
+  *gid = g;
+  return 0;
+}

@@ -1,0 +1,104 @@
+/* Containers and their lifecycle inside the daemon: create, start (clone,
+ * exec result read on the ring), exit (pidfd wait on the ring), stop/kill,
+ * remove, persistence and events. Service handlers call these. */
+#ifndef QUILT_RUNTIME_CONTAINER_H
+#define QUILT_RUNTIME_CONTAINER_H
+
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/qerr.h"
+#include "io/ring.h"
+#include "io/timer.h"
+#include "quilt.pb-c.h"
+#include "runtime/logfmt.h"
+#include "runtime/rootfs.h"
+
+struct quiltd;
+struct cgroup;
+struct grpc_call;
+struct log_follower;
+struct ctr_waiter;
+
+typedef Quilt__V1__ContainerState ctr_state;
+
+struct log_pipe {
+  struct qop op;
+  struct container *c;
+  int fd;
+  enum log_stream stream;
+  bool armed;
+  uint8_t *buf;       /* when the ring has no provided buffers */
+};
+
+struct container {
+  struct container *prev, *next;   /* d->containers */
+  struct quiltd *d;
+  char id[65];
+  char *name;                      /* "" when none */
+  Quilt__V1__ContainerSpec *spec;  /* owned, unpacked */
+  ctr_state state;
+  pid_t pid;
+  int pidfd;
+  int exit_code, exit_signal;
+  bool oom_killed;
+  char *failure;
+  int64_t created_ns, started_ns, finished_ns;
+  char dir[PATH_MAX];              /* <root>/containers/<id> */
+  struct rootfs_view rootfs;
+  struct cgroup *cg;
+  /* start: the child's exec result */
+  struct qop status_op;
+  int status_fd;
+  uint8_t status_buf[512];
+  /* exit: waitid on the pidfd */
+  struct qop wait_op;
+  siginfo_t wait_info;
+  bool wait_armed, wait_by_poll;
+  /* logs */
+  struct log_pipe out, err;
+  int log_fd;
+  uint64_t log_size;
+  unsigned log_generation;         /* bumped at each rotation */
+  struct log_follower *followers;
+  /* calls waiting on this container (start, stop, wait, remove) */
+  struct ctr_waiter *waiters;
+  struct qtimer stop_timer;
+  bool removing;                   /* remove once exited */
+  bool busy;                       /* an operation holds it: do not free */
+};
+
+/* Validates the spec, records the container (state created) and, unless
+ * no_start, starts it; the call is answered when the outcome is known. */
+void container_create(struct quiltd *d, struct grpc_call *call,
+                      const Quilt__V1__CreateContainerRequest *req);
+void container_start_rpc(struct quiltd *d, struct grpc_call *call, struct container *c);
+void container_stop_rpc(struct quiltd *d, struct grpc_call *call, struct container *c,
+                        unsigned timeout_s);
+int container_kill(struct container *c, int sig, struct qerr *err);
+void container_remove_rpc(struct quiltd *d, struct grpc_call *call, struct container *c,
+                          bool force);
+void container_wait_rpc(struct quiltd *d, struct grpc_call *call, struct container *c);
+
+/* Finds by full id, name, or unique id prefix; NOT_FOUND / ambiguous
+ * errors are recorded in err. */
+struct container *container_lookup(struct quiltd *d, const char *ref, struct qerr *err);
+/* Fills a Container message whose strings point into c (valid until the
+ * container changes); free nothing. */
+void container_to_pb(const struct container *c, Quilt__V1__Container *out);
+bool container_is_active(const struct container *c);
+/* The log reader saw both pipes close (logs.c → container.c). */
+void container_logs_drained(struct container *c);
+
+/* Daemon start: loads stored containers, marks those lost while the daemon
+ * was away, and cleans their cgroups. */
+int containers_restore(struct quiltd *d, struct qerr *err);
+/* Daemon stop: kills running containers (SIGTERM, then SIGKILL), removing
+ * the auto-remove ones. Returns true when none is left running. */
+bool containers_shutdown(struct quiltd *d);
+void containers_free(struct quiltd *d);
+
+#endif
