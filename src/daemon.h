@@ -58,6 +58,7 @@ struct quiltd {
   struct container *containers;
   unsigned n_containers;
   struct store *store;
+  unsigned events_since_trim;
   struct cgroup_manager *cgm;  /* NULL when cgroups are unusable */
   bool overlay;                /* per-container overlay over the image */
   struct strbuf log_scratch;   /* reused buffer for encoding log lines */

@@ -28,6 +28,7 @@
 #define EV(x) QUILT__V1__EVENT_TYPE__EVENT_TYPE_##x
 #define DEFAULT_STOP_TIMEOUT_S 10
 #define DEFAULT_PIDS_LIMIT 1024
+#define EVENT_HISTORY 10000
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 enum waiter_kind { W_START, W_STOP, W_WAIT, W_REMOVE };
@@ -70,6 +71,12 @@ static void publish(struct container *c, Quilt__V1__EventType type, const char *
     struct event_record r = {ev.timestamp_ns, (int)type, c->id, c->name, ev.detail};
     if (store_add_event(d->store, &r, &err) < 0)
       log_warn("recording event: %s", err.msg);
+    /* The history is bounded: trim now and then, not on every event. */
+    if (++d->events_since_trim >= 1024) {
+      d->events_since_trim = 0;
+      if (store_trim_events(d->store, EVENT_HISTORY, &err) < 0)
+        log_warn("trimming events: %s", err.msg);
+    }
   }
 }
 
