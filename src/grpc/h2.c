@@ -211,6 +211,15 @@ int h2_submit_headers(struct grpc_call *call, int http_status, bool trailers_onl
   return rc == 0 ? 0 : -EIO;
 }
 
+static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *ud) {
+  (void)ng;
+  struct h2_session *s = ud;
+  if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR &&
+      frame->goaway.error_code != NGHTTP2_ENHANCE_YOUR_CALM)
+    s->d->metrics.h2_protocol_errors++;
+  return 0;
+}
+
 static nghttp2_session_callbacks *make_callbacks(void) {
   nghttp2_session_callbacks *cb;
   if (nghttp2_session_callbacks_new(&cb) != 0)
@@ -220,6 +229,7 @@ static nghttp2_session_callbacks *make_callbacks(void) {
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
   return cb;
 }
 
@@ -260,7 +270,9 @@ int h2_session_new(struct conn *c, struct h2_session **out, struct qerr *err) {
 int h2_session_recv(struct h2_session *s, const uint8_t *p, size_t n) {
   ssize_t rc = nghttp2_session_mem_recv(s->ng, p, n);
   if (rc < 0) {
-    s->d->metrics.h2_protocol_errors++;
+    /* Errors nghttp2 answers with a GOAWAY are counted in on_frame_send. */
+    if (rc == NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+      s->d->metrics.h2_protocol_errors++;
     log_debug("HTTP/2 input rejected: %s", nghttp2_strerror((int)rc));
     if (rc != NGHTTP2_ERR_BAD_CLIENT_MAGIC && !nghttp2_is_fatal((int)rc))
       nghttp2_session_terminate_session(s->ng, NGHTTP2_PROTOCOL_ERROR);

@@ -212,7 +212,8 @@ static void on_recv(struct qop *op, int res, uint32_t flags) {
   if (!c->closing) {
     if (res > 0) {
       c->last_active_ns = clock_mono_ns();
-      if (feed(c, buf, (size_t)res) < 0)
+      /* After a fatal protocol error the rest of the input is ignored. */
+      if (!c->close_after_flush && feed(c, buf, (size_t)res) < 0)
         c->close_after_flush = true;
     } else if (res == 0 || (res < 0 && res != -ENOBUFS && res != -ECANCELED && res != -EINTR)) {
       conn_close(c); /* peer closed or reset */
