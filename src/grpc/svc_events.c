@@ -44,8 +44,15 @@ static bool wants(const struct watcher *w, const Quilt__V1__Event *ev) {
     return true;
   if (w->type_mask && !(w->type_mask & (1u << ev->type)))
     return false;
-  if (w->container_id && (!ev->container_id || strcmp(w->container_id, ev->container_id) != 0))
-    return false;
+  /* The filter names a container as every RPC does: id, id prefix or name
+   * (also for containers created after the subscription). */
+  if (w->container_id) {
+    const char *id = ev->container_id ? ev->container_id : "";
+    const char *name = ev->container_name ? ev->container_name : "";
+    if (strncmp(id, w->container_id, strlen(w->container_id)) != 0 &&
+        strcmp(name, w->container_id) != 0)
+      return false;
+  }
   return true;
 }
 

@@ -381,8 +381,15 @@ static off_t tail_offset(int fd, unsigned n) {
 void logs_stream_rpc(struct grpc_call *call, struct container *c,
                      const Quilt__V1__StreamLogsRequest *req) {
   char path[LOG_PATH_MAX];
-  log_path(c, path, sizeof path, false);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* A full replay starts with the rotated generation when there is one;
+   * reaching its end moves the follower on to the current file. */
+  log_path(c, path, sizeof path, true);
+  int fd = req->tail ? -1 : open(path, O_RDONLY | O_CLOEXEC);
+  bool rotated = fd >= 0;
+  if (!rotated) {
+    log_path(c, path, sizeof path, false);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+  }
   if (fd < 0 && errno != ENOENT) {
     grpc_call_finish(call, GRPC_INTERNAL, "opening %s: %s", path, strerror(errno));
     return;
@@ -402,7 +409,7 @@ void logs_stream_rpc(struct grpc_call *call, struct container *c,
   }
   *f = (struct log_follower){.c = c, .call = call, .fd = fd, .follow = req->follow,
                              .filter = req->stream, .since_ns = req->since_ns,
-                             .gen = c->log_generation - (missing ? 1 : 0)};
+                             .gen = c->log_generation - (missing || rotated ? 1 : 0)};
   f->off = tail_offset(fd, req->tail);
   f->next = c->followers;
   if (c->followers)

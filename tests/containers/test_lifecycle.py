@@ -1,0 +1,826 @@
+#!/usr/bin/python3
+"""Container lifecycle integration tests: real containers run by a real quiltd.
+
+Needs root, Debian's /usr/bin/python3 with python3-grpcio/-grpc-tools/-protobuf,
+and quiltd's built-in busybox rootfs (the `busybox-rootfs` build target):
+
+    QUILTD=/tmp/build/quiltd QUILT_PROTO_DIR=proto \
+        /usr/bin/python3 tests/containers/test_lifecycle.py -v
+
+Each test class starts its own quiltd on a temporary socket and root (the
+restart tests start several in turn on one root). tearDown force-removes every
+container the daemon knows and checks each one left nothing behind (cgroup
+directories, <root>/containers/<id>, processes); tearDownClass checks the
+daemon's fd count is back at its baseline and no mount mentions the root, then
+stops the daemon with SIGTERM and expects exit status 0.
+"""
+import concurrent.futures
+import ctypes
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+import unittest
+import uuid
+
+import grpc
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import quiltlib  # noqa: E402
+from quiltlib import Daemon, EventCollector, RPC_TIMEOUT  # noqa: E402
+
+pb = None  # quilt_pb2, set by setUpModule
+Code = grpc.StatusCode
+FD_TOLERANCE = 3
+
+
+def setUpModule():
+    global pb
+    pb, _ = quiltlib.load_stubs()
+
+
+def tearDownModule():
+    quiltlib.unload_stubs()
+
+
+# ------------------------------------------------------------------ leak checks
+
+def leftovers(daemon, ids, fd_baseline=None, timeout=10.0):
+    """Problems left by the containers `ids`; polls until none or timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        problems = []
+        for cid in sorted(ids):
+            for ctrl, path in daemon.container_cgroups(cid).items():
+                if os.path.exists(path):
+                    procs = quiltlib.read_text(os.path.join(path, "cgroup.procs")).split()
+                    problems.append("cgroup dir left: %s (processes: %s)"
+                                    % (path, " ".join(procs) or "none"))
+            cdir = os.path.join(daemon.root, "containers", cid)
+            if os.path.exists(cdir):
+                problems.append("container dir left: %s (%s)" % (cdir, os.listdir(cdir)))
+        for pid, line in sorted(quiltlib.pids_in_cgroups_named(ids).items()):
+            if quiltlib.process_alive(pid):
+                problems.append("process %d still in container cgroup %s" % (pid, line))
+        for line in quiltlib.mounts_mentioning(daemon.root):
+            problems.append("mount left: %s" % line)
+        if fd_baseline is not None and daemon.proc.poll() is None:
+            now = daemon.fd_count()
+            if now > fd_baseline + FD_TOLERANCE:
+                problems.append("quiltd has %d open fds, baseline %d (+%d allowed): %s"
+                                % (now, fd_baseline, FD_TOLERANCE, fd_listing(daemon.pid)))
+        if not problems or time.monotonic() >= deadline:
+            return problems
+        time.sleep(0.1)
+
+
+def fd_listing(pid):
+    out = []
+    try:
+        for fd in sorted(os.listdir("/proc/%d/fd" % pid), key=int):
+            try:
+                out.append("%s->%s" % (fd, os.readlink("/proc/%d/fd/%s" % (pid, fd))))
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return ", ".join(out)
+
+
+def remove_all(daemon, extra_ids=()):
+    """Force-removes every container quiltd lists (and extra_ids); returns (ids, errors)."""
+    ids, errors = set(extra_ids), []
+    try:
+        listed = daemon.stub.ListContainers(pb.ListContainersRequest(all=True),
+                                            timeout=RPC_TIMEOUT)
+        ids |= {c.id for c in listed.containers}
+    except grpc.RpcError as e:
+        errors.append("ListContainers: %s %s" % (e.code(), e.details()))
+    for cid in sorted(ids):
+        try:
+            daemon.stub.RemoveContainer(pb.RemoveContainerRequest(id=cid, force=True),
+                                        timeout=30)
+        except grpc.RpcError as e:
+            if e.code() != Code.NOT_FOUND:
+                errors.append("RemoveContainer(%s, force): %s %s"
+                              % (cid[:12], e.code(), e.details()))
+    return ids, errors
+
+
+# ------------------------------------------------------------------ base class
+
+class QuiltTestCase(unittest.TestCase):
+    """One quiltd per class; helpers to run containers on it."""
+
+    daemon = None
+    start_daemon = True
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="quilt-ct-")
+        cls.seen_ids = set()
+        cls.daemons = []
+        cls.daemon = None
+        cls.fd_baseline = None
+        if not cls.start_daemon:
+            return
+        try:
+            cls.daemon = cls.new_daemon()
+            cls.fd_baseline = cls.warm_up(cls.daemon)
+        except BaseException:
+            cls.cleanup_daemons()
+            raise
+
+    @classmethod
+    def new_daemon(cls, root=None):
+        d = Daemon(cls.tmp, root=root)
+        cls.daemons.append(d)
+        return d.start()
+
+    @classmethod
+    def warm_up(cls, d):
+        """Runs one container so lazily opened fds (the store's journal...) are
+        part of the baseline; fails early without a default rootfs."""
+        try:
+            r = d.stub.CreateContainer(pb.CreateContainerRequest(
+                spec=pb.ContainerSpec(command=["true"])), timeout=RPC_TIMEOUT)
+        except grpc.RpcError as e:
+            raise RuntimeError(
+                "quiltd cannot run a container with its default rootfs: %s %s\n"
+                "(is the busybox-rootfs target built? `ninja -C BUILD quiltd busybox-rootfs`)\n%s"
+                % (e.code(), e.details(), d.log_tail()))
+        d.stub.WaitContainer(pb.WaitContainerRequest(id=r.container.id), timeout=30)
+        cls.seen_ids.add(r.container.id)
+        d.stub.RemoveContainer(pb.RemoveContainerRequest(id=r.container.id, force=True),
+                               timeout=30)
+        time.sleep(0.2)
+        return d.fd_count()
+
+    @classmethod
+    def cleanup_daemons(cls):
+        for d in cls.daemons:
+            d.kill()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        problems = []
+        try:
+            d = cls.daemon
+            if d is not None and d.proc.poll() is None:
+                problems += leftovers(d, cls.seen_ids, cls.fd_baseline)
+                rc = d.stop()
+                if rc != 0:
+                    problems.append("quiltd did not exit 0 on SIGTERM: %r\n%s"
+                                    % (rc, d.log_tail()))
+            elif d is not None:
+                problems.append("quiltd died during the tests (status %r)\n%s"
+                                % (d.proc.returncode, d.log_tail()))
+        finally:
+            cls.cleanup_daemons()
+        if problems:
+            raise AssertionError("after %s:\n  %s" % (cls.__name__, "\n  ".join(problems)))
+
+    # -------------------------------------------------------------- per test
+
+    def setUp(self):
+        self.created = []
+        self.collectors = []
+
+    def tearDown(self):
+        for col in self.collectors:
+            col.close()
+        d = self.daemon
+        if d is None or d.stub is None or d.proc.poll() is not None:
+            return
+        ids, errors = remove_all(d, self.created)
+        type(self).seen_ids |= ids
+        problems = errors + leftovers(d, ids)
+        if problems:
+            self.fail("cleanup:\n  " + "\n  ".join(problems) + "\n" + d.log_tail(15))
+
+    # -------------------------------------------------------------- helpers
+
+    @property
+    def stub(self):
+        return self.daemon.stub
+
+    @staticmethod
+    def spec(cmd, **kw):
+        if isinstance(cmd, str):
+            cmd = ["sh", "-c", cmd]
+        return pb.ContainerSpec(command=cmd, **kw)
+
+    def create(self, cmd, no_start=False, **kw):
+        r = self.stub.CreateContainer(
+            pb.CreateContainerRequest(spec=self.spec(cmd, **kw), no_start=no_start),
+            timeout=RPC_TIMEOUT)
+        self.created.append(r.container.id)
+        return r.container
+
+    def get(self, ref):
+        return self.stub.GetContainer(pb.GetContainerRequest(id=ref), timeout=RPC_TIMEOUT)
+
+    def wait(self, ref, timeout=30):
+        return self.stub.WaitContainer(pb.WaitContainerRequest(id=ref), timeout=timeout)
+
+    def kill(self, ref, sig):
+        return self.stub.KillContainer(pb.KillContainerRequest(id=ref, signal=sig),
+                                       timeout=RPC_TIMEOUT)
+
+    def stats(self, ref):
+        return self.stub.GetStats(pb.GetStatsRequest(id=ref), timeout=RPC_TIMEOUT)
+
+    def chunks(self, ref, follow=True, timeout=60, **kw):
+        return list(self.stub.StreamLogs(pb.StreamLogsRequest(id=ref, follow=follow, **kw),
+                                         timeout=timeout))
+
+    def logs(self, ref, follow=True, timeout=60, **kw):
+        return b"".join(c.data for c in self.chunks(ref, follow, timeout, **kw))
+
+    def run_container(self, cmd, timeout=30, **kw):
+        c = self.create(cmd, **kw)
+        w = self.wait(c.id, timeout)
+        return c, w, self.logs(c.id, timeout=timeout)
+
+    def wait_for_output(self, ref, marker, timeout=15):
+        """Follows the logs until `marker` shows up; False if it never does."""
+        call = self.stub.StreamLogs(pb.StreamLogsRequest(id=ref, follow=True), timeout=timeout)
+        seen = b""
+        try:
+            for chunk in call:
+                seen += chunk.data
+                if marker in seen:
+                    return True
+        except grpc.RpcError as e:
+            if e.code() != Code.DEADLINE_EXCEEDED:
+                raise
+        finally:
+            call.cancel()
+        return False
+
+    def events(self, **req):
+        col = EventCollector(self.stub, **req)
+        self.collectors.append(col)
+        return col
+
+    def assertRpcCode(self, code, fn, *args, **kw):
+        with self.assertRaises(grpc.RpcError) as cm:
+            fn(*args, **kw)
+        self.assertEqual(cm.exception.code(), code, cm.exception.details())
+        return cm.exception
+
+
+def parse_kv(data):
+    out = {}
+    for line in data.decode(errors="replace").splitlines():
+        k, sep, v = line.partition("=")
+        if sep:
+            out[k] = v.strip()
+    return out
+
+
+# ------------------------------------------------------------------ lifecycle
+
+class LifecycleTest(QuiltTestCase):
+
+    def test_echo_hello(self):
+        c, w, out = self.run_container(["echo", "hello"])
+        self.assertEqual((w.exit_code, w.signal), (0, 0))
+        self.assertEqual(out, b"hello\n")
+        self.assertEqual(self.get(c.id).state, pb.CONTAINER_STATE_EXITED)
+
+    def test_create_returns_running(self):
+        c = self.create(["sleep", "100"])
+        self.assertEqual(c.state, pb.CONTAINER_STATE_RUNNING)
+        self.assertGreater(c.pid, 0)
+        self.assertTrue(quiltlib.process_alive(c.pid))
+
+    def test_exit_code(self):
+        c, w, _ = self.run_container("exit 42")
+        self.assertEqual((w.exit_code, w.signal, w.oom_killed), (42, 0, False))
+        g = self.get(c.id)
+        self.assertEqual((g.state, g.exit_code, g.exit_signal, g.pid),
+                         (pb.CONTAINER_STATE_EXITED, 42, 0, 0))
+        self.assertGreater(g.finished_at_ns, g.started_at_ns)
+        self.assertGreaterEqual(g.started_at_ns, g.created_at_ns)
+
+    def test_kill_sigkill(self):
+        c = self.create(["sleep", "100"])
+        self.kill(c.id, 9)
+        w = self.wait(c.id)
+        self.assertEqual((w.signal, w.exit_code), (9, 137))
+        g = self.get(c.id)
+        self.assertEqual((g.exit_signal, g.exit_code), (9, 137))
+
+    def test_kill_sigterm_runs_trap(self):
+        c = self.create('trap "exit 5" TERM; echo ready; while true; do sleep 0.1; done')
+        self.assertTrue(self.wait_for_output(c.id, b"ready"), "container never got ready")
+        self.kill(c.id, 15)
+        w = self.wait(c.id, 15)
+        self.assertEqual((w.exit_code, w.signal), (5, 0))
+
+    def test_env_and_workdir(self):
+        _, w, out = self.run_container(
+            'echo "FOO=$FOO"; echo "PATH=$PATH"; echo "HOME=$HOME"; echo "TERM=$TERM"; '
+            'echo "PWD=$(pwd)"; echo "NTERM=$(env | grep -c ^TERM=)"',
+            env=["FOO=bar"], working_dir="/tmp")
+        self.assertEqual(w.exit_code, 0, out)
+        kv = parse_kv(out)
+        self.assertEqual(kv.get("FOO"), "bar", out)
+        self.assertIn("/bin", kv.get("PATH", "").split(":"), out)
+        self.assertEqual(kv.get("HOME"), "/root", out)
+        self.assertEqual(kv.get("TERM"), "xterm", out)
+        self.assertEqual(kv.get("PWD"), "/tmp", out)
+        self.assertEqual(kv.get("NTERM"), "1", out)
+
+    def test_env_overrides_default(self):
+        _, _, out = self.run_container('echo "TERM=$TERM"; echo "N=$(env | grep -c ^TERM=)"',
+                                       env=["TERM=dumb"])
+        self.assertEqual(parse_kv(out), {"TERM": "dumb", "N": "1"})
+
+    def test_no_leaked_fds(self):
+        _, w, out = self.run_container(["ls", "/proc/self/fd"])
+        self.assertEqual(w.exit_code, 0, out)
+        fds = set(out.split())
+        # ls itself holds one more fd for the directory it lists.
+        self.assertEqual(fds - {b"3"}, {b"0", b"1", b"2"}, out)
+        # The container's init (sh as PID 1) holds exactly stdin/stdout/stderr.
+        # (not the shell's last command, which busybox sh would exec in its place)
+        _, _, out = self.run_container("ls /proc/1/fd; exit 0")
+        self.assertEqual(set(out.split()), {b"0", b"1", b"2"}, out)
+
+    def test_stop_escalates_to_sigkill(self):
+        c = self.create('trap "" TERM; echo ready; while :; do sleep 0.1; done')
+        self.assertTrue(self.wait_for_output(c.id, b"ready"))
+        t0 = time.monotonic()
+        r = self.stub.StopContainer(pb.StopContainerRequest(id=c.id, timeout_seconds=1),
+                                    timeout=15)
+        elapsed = time.monotonic() - t0
+        self.assertGreaterEqual(elapsed, 0.9, "SIGKILL came before the 1 s grace period")
+        self.assertLess(elapsed, 3.5)
+        self.assertEqual(r.container.state, pb.CONTAINER_STATE_EXITED)
+        self.assertEqual((r.container.exit_signal, r.container.exit_code), (9, 137))
+
+    def test_stop_plain_sleep_needs_sigkill(self):
+        # PID 1 without a SIGTERM handler ignores SIGTERM: Stop must escalate.
+        c = self.create(["sleep", "100"])
+        t0 = time.monotonic()
+        r = self.stub.StopContainer(pb.StopContainerRequest(id=c.id, timeout_seconds=1),
+                                    timeout=15)
+        self.assertLess(time.monotonic() - t0, 3.5)
+        self.assertEqual((r.container.exit_signal, r.container.exit_code), (9, 137))
+        self.assertEqual(self.wait(c.id).exit_code, 137)
+
+    def test_stop_exited_is_noop(self):
+        c, _, _ = self.run_container("exit 3")
+        r = self.stub.StopContainer(pb.StopContainerRequest(id=c.id, timeout_seconds=1),
+                                    timeout=RPC_TIMEOUT)
+        self.assertEqual((r.container.state, r.container.exit_code),
+                         (pb.CONTAINER_STATE_EXITED, 3))
+
+    # -------------------------------------------------------------- names
+
+    def test_lookup_by_name_id_and_prefix(self):
+        name = "lookup-" + uuid.uuid4().hex[:8]
+        c = self.create(["sleep", "100"], name=name)
+        self.assertEqual(c.name, name)
+        self.assertEqual(self.get(name).id, c.id)
+        self.assertEqual(self.get(c.id).id, c.id)
+        self.assertEqual(self.get(c.id[:8]).id, c.id)
+        e = self.assertRpcCode(Code.ALREADY_EXISTS, self.create, ["true"], name=name)
+        self.assertIn(name, e.details())
+
+    # -------------------------------------------------------------- bad input
+
+    def test_missing_image_not_found(self):
+        self.assertRpcCode(Code.NOT_FOUND, self.create, ["true"], image="/nonexistent")
+
+    def test_unknown_id_not_found(self):
+        ghost = "f" * 64
+        self.assertRpcCode(Code.NOT_FOUND, self.get, ghost)
+        self.assertRpcCode(Code.NOT_FOUND, self.wait, ghost)
+        self.assertRpcCode(Code.NOT_FOUND, self.kill, ghost, 9)
+        self.assertRpcCode(Code.NOT_FOUND, self.stub.RemoveContainer,
+                           pb.RemoveContainerRequest(id=ghost, force=True), timeout=RPC_TIMEOUT)
+        self.assertRpcCode(Code.NOT_FOUND, self.logs, ghost)
+
+    def test_empty_command_invalid(self):
+        self.assertRpcCode(Code.INVALID_ARGUMENT, self.create, [])
+
+    def test_negative_pids_limit_invalid(self):
+        self.assertRpcCode(Code.INVALID_ARGUMENT, self.create, ["true"], pids_limit=-5)
+
+    def test_command_not_found(self):
+        name = "nocmd-" + uuid.uuid4().hex[:8]
+        e = self.assertRpcCode(Code.NOT_FOUND, self.create, ["no-such-command-xyz"], name=name)
+        self.assertIn("no-such-command-xyz", e.details())
+        g = self.get(name)
+        self.assertEqual(g.state, pb.CONTAINER_STATE_FAILED)
+        self.assertIn("no-such-command-xyz", g.failure_reason)
+
+    def test_bad_working_dir(self):
+        e = self.assertRpcCode(Code.FAILED_PRECONDITION, self.create, ["true"],
+                               working_dir="/no/such/dir")
+        self.assertIn("/no/such/dir", e.details())
+
+    def test_remove_running_without_force(self):
+        c = self.create(["sleep", "100"])
+        self.assertRpcCode(Code.FAILED_PRECONDITION, self.stub.RemoveContainer,
+                           pb.RemoveContainerRequest(id=c.id), timeout=RPC_TIMEOUT)
+        self.assertEqual(self.get(c.id).state, pb.CONTAINER_STATE_RUNNING)
+
+    def test_kill_exited(self):
+        c, _, _ = self.run_container(["true"])
+        self.assertRpcCode(Code.FAILED_PRECONDITION, self.kill, c.id, 9)
+
+    # -------------------------------------------------------------- start, wait
+
+    def test_no_start_then_start(self):
+        c = self.create(["sleep", "100"], no_start=True)
+        self.assertEqual(c.state, pb.CONTAINER_STATE_CREATED)
+        self.assertEqual(c.pid, 0)
+        self.assertEqual(self.get(c.id).state, pb.CONTAINER_STATE_CREATED)
+        r = self.stub.StartContainer(pb.StartContainerRequest(id=c.id), timeout=RPC_TIMEOUT)
+        self.assertEqual(r.container.state, pb.CONTAINER_STATE_RUNNING)
+        self.assertGreater(r.container.pid, 0)
+        self.assertRpcCode(Code.FAILED_PRECONDITION, self.stub.StartContainer,
+                           pb.StartContainerRequest(id=c.id), timeout=RPC_TIMEOUT)
+        self.assertEqual(self.get(c.id).state, pb.CONTAINER_STATE_RUNNING)
+
+    def test_remove_created_container(self):
+        c = self.create(["true"], no_start=True)
+        self.stub.RemoveContainer(pb.RemoveContainerRequest(id=c.id), timeout=RPC_TIMEOUT)
+        self.assertRpcCode(Code.NOT_FOUND, self.get, c.id)
+
+    def test_wait_deadline(self):
+        c = self.create(["sleep", "100"])
+        t0 = time.monotonic()
+        self.assertRpcCode(Code.DEADLINE_EXCEEDED, self.wait, c.id, 0.5)
+        self.assertLess(time.monotonic() - t0, 3)
+        self.stub.GetSystemInfo(pb.GetSystemInfoRequest(), timeout=2)
+        self.assertEqual(self.get(c.id).state, pb.CONTAINER_STATE_RUNNING)
+        # The abandoned waiter must not disturb the next one.
+        self.kill(c.id, 9)
+        self.assertEqual(self.wait(c.id).signal, 9)
+
+    def test_auto_remove(self):
+        ev = self.events(types=[pb.EVENT_TYPE_REMOVED])
+        c = self.create("echo bye", auto_remove=True)
+        removed = ev.wait_for(lambda e: e.container_id == c.id, 15)
+        self.assertIsNotNone(removed, "no REMOVED event for an auto_remove container")
+        self.assertRpcCode(Code.NOT_FOUND, self.get, c.id)
+        self.assertEqual(leftovers(self.daemon, {c.id}), [])
+
+    # -------------------------------------------------------------- events
+
+    def test_events_in_order(self):
+        everything = self.events()
+        c = self.create("exit 7", no_start=True)
+        by_id = self.events(container_id=c.id)
+        other = self.create(["true"])  # noise the filter must drop
+        self.stub.StartContainer(pb.StartContainerRequest(id=c.id), timeout=RPC_TIMEOUT)
+        self.assertEqual(self.wait(c.id).exit_code, 7)
+        EX = pb.EVENT_TYPE_EXITED
+        for col, cid in ((everything, c.id), (everything, other.id), (by_id, c.id)):
+            self.assertIsNotNone(col.wait_for(lambda e: e.type == EX and e.container_id == cid,
+                                              10), "no EXITED event for %s" % cid[:12])
+        seq = everything.for_container(c.id)
+        self.assertEqual([e.type for e in seq],
+                         [pb.EVENT_TYPE_CREATED, pb.EVENT_TYPE_STARTED, EX])
+        self.assertEqual(seq[-1].detail, "7")
+        ts = [e.timestamp_ns for e in seq]
+        self.assertEqual(ts, sorted(ts))
+        filtered = [e for e in by_id.events if e.type != pb.EVENT_TYPE_HEARTBEAT]
+        self.assertEqual([(e.type, e.container_id) for e in filtered],
+                         [(pb.EVENT_TYPE_STARTED, c.id), (EX, c.id)])
+        self.assertEqual(filtered[-1].detail, "7")
+
+    def test_events_filter_by_name_or_prefix(self):
+        # quilt.proto: "Every RPC that names a container accepts its full id, a
+        # unique id prefix, or its name" -- WatchEventsRequest.container_id too.
+        name = "evname-" + uuid.uuid4().hex[:8]
+        c = self.create("exit 0", no_start=True, name=name)
+        by_name = self.events(container_id=name)
+        by_prefix = self.events(container_id=c.id[:12])
+        self.stub.StartContainer(pb.StartContainerRequest(id=c.id), timeout=RPC_TIMEOUT)
+        self.wait(c.id)
+        missed = [label for label, col in (("name", by_name), ("id prefix", by_prefix))
+                  if col.wait_for(lambda e: e.type == pb.EVENT_TYPE_EXITED, 5) is None]
+        self.assertEqual(missed, [], "WatchEvents(container_id=<name or id prefix>) saw no "
+                         "EXITED event of the container")
+
+
+# ------------------------------------------------------------------ isolation
+
+class IsolationTest(QuiltTestCase):
+
+    SCRIPT = "; ".join([
+        'echo "pid=$$"',
+        'echo "host=$(hostname)"',
+        r'echo "procs=$(ls /proc | grep -E "^[0-9]+$" | tr "\n" " ")"',
+        r'echo "netdev=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " " | tr "\n" " ")"',
+        r'echo "netdirs=$(ls /sys/class/net | tr "\n" " ")"',
+        'echo "loflags=$(cat /sys/class/net/lo/flags)"',
+        'for ns in ipc net uts pid mnt; do echo "ns_$ns=$(readlink /proc/1/ns/$ns)"; done',
+        'echo "shm=$(tail -n +2 /proc/sysvipc/shm | wc -l)"',
+    ])
+
+    def test_pid1_hostname_net_ipc(self):
+        shmid = self.host_shm_segment()
+        try:
+            name = "iso-" + uuid.uuid4().hex[:8]
+            _, w, out = self.run_container(self.SCRIPT, name=name)
+        finally:
+            if shmid is not None:
+                self.libc.shmctl(shmid, 0, None)  # IPC_RMID
+        self.assertEqual(w.exit_code, 0, out)
+        kv = parse_kv(out)
+        self.assertEqual(kv.get("pid"), "1", out)
+        self.assertEqual(kv.get("host"), name, out)
+        procs = [int(p) for p in kv.get("procs", "").split()]
+        self.assertIn(1, procs, out)
+        self.assertLessEqual(len(procs), 8, "host processes visible: %s" % procs)
+        self.assertNotIn(self.daemon.pid, procs)
+        self.assertEqual(kv.get("netdev", "").split(), ["lo"], out)
+        self.assertEqual(kv.get("netdirs", "").split(), ["lo"], out)
+        self.assertTrue(int(kv.get("loflags", "0"), 16) & 1, "lo is not UP: %s" % out)
+        for ns in ("ipc", "net", "uts", "pid", "mnt"):
+            host = os.readlink("/proc/self/ns/" + ns)
+            self.assertTrue(kv.get("ns_" + ns, "").startswith(ns + ":["), out)
+            self.assertNotEqual(kv.get("ns_" + ns), host, "container shares the %s namespace"
+                                % ns)
+        if shmid is not None:
+            self.assertEqual(kv.get("shm"), "0", "host SysV shm segment visible inside")
+
+    def test_hostname_defaults_to_short_id(self):
+        c, w, out = self.run_container(["hostname"])
+        self.assertEqual(out, c.id[:12].encode() + b"\n")
+
+    def host_shm_segment(self):
+        """A SysV shm segment on the host, or None where ctypes cannot make one."""
+        try:
+            self.libc = ctypes.CDLL(None, use_errno=True)
+            shmid = self.libc.shmget(0, 4096, 0o1000 | 0o600)  # IPC_PRIVATE, IPC_CREAT
+        except (OSError, AttributeError):
+            return None
+        if shmid < 0:
+            return None
+        if str(shmid) not in quiltlib.read_text("/proc/sysvipc/shm"):
+            self.libc.shmctl(shmid, 0, None)
+            return None
+        return shmid
+
+
+# ------------------------------------------------------------------ limits
+
+class ResourceLimitTest(QuiltTestCase):
+
+    def test_oom_killed_and_reported(self):
+        ev = self.events(types=[pb.EVENT_TYPE_OOM])
+        c = self.create(["awk", 'BEGIN{s="a"; while(1){s=s s}}'], memory_limit_mib=16)
+        w = self.wait(c.id, 60)
+        self.assertTrue(w.oom_killed, w)
+        self.assertEqual((w.signal, w.exit_code), (9, 137))
+        g = self.get(c.id)
+        self.assertTrue(g.oom_killed)
+        self.assertEqual((g.state, g.exit_signal), (pb.CONTAINER_STATE_EXITED, 9))
+        self.assertIsNotNone(ev.wait_for(lambda e: e.container_id == c.id, 10),
+                             "no OOM event published")
+
+    def test_memory_limit_in_stats(self):
+        c = self.create(["sleep", "100"], memory_limit_mib=64)
+        st = self.stats(c.id)
+        self.assertEqual(st.memory_limit_bytes, 64 << 20)
+        self.assertGreater(st.memory_current_bytes, 0)
+
+    def test_fork_bomb_stopped_by_pids_limit(self):
+        # busybox sh gives up on a failed fork, so the bomb runs in a subshell
+        # and the outer shell (PID 1) survives to keep the cgroup full.
+        c = self.create("(for i in $(seq 200); do sleep 30 & done; echo spawned); "
+                        "echo bomb-over; sleep 60", pids_limit=32)
+        self.assertTrue(self.wait_for_output(c.id, b"bomb-over", 30), "bomb never finished")
+        worst = 0.0
+        for _ in range(5):
+            t0 = time.monotonic()
+            self.stub.GetSystemInfo(pb.GetSystemInfoRequest(), timeout=5)
+            worst = max(worst, time.monotonic() - t0)
+        self.assertLess(worst, 1.0, "GetSystemInfo took %.2f s during the fork bomb" % worst)
+        st = self.stats(c.id)
+        self.assertEqual(st.pids_limit, 32)
+        self.assertLessEqual(st.pids_current, 32)
+        self.assertGreaterEqual(st.pids_current, 16, "the bomb did not fill the cgroup")
+        self.kill(c.id, 9)
+        self.assertEqual(self.wait(c.id).signal, 9)
+        err = self.logs(c.id, stream=pb.LOG_STREAM_STDERR)
+        self.assertIn(b"can't fork", err)
+
+    def cpu_fraction(self, cid, window=1.5):
+        time.sleep(0.3)
+        s0, t0 = self.stats(cid).cpu_usage_ns, time.monotonic()
+        time.sleep(window)
+        s1, t1 = self.stats(cid).cpu_usage_ns, time.monotonic()
+        return (s1 - s0) / ((t1 - t0) * 1e9)
+
+    def test_cpu_limit(self):
+        busy = "while :; do :; done"
+        limited = self.create(busy, cpu_limit_percent=20)
+        frac_limited = self.cpu_fraction(limited.id)
+        cpu_dir = self.daemon.container_cgroups(limited.id).get("cpu")
+        quota = quiltlib.read_text(os.path.join(cpu_dir, "cpu.cfs_quota_us")).strip() \
+            if cpu_dir else None
+        cpu_stat = parse_cpu_stat(os.path.join(cpu_dir, "cpu.stat")) if cpu_dir else {}
+        self.kill(limited.id, 9)
+        self.wait(limited.id)
+        free = self.create(busy)
+        frac_free = self.cpu_fraction(free.id)
+        self.kill(free.id, 9)
+        self.wait(free.id)
+        msg = "busy loop used %.0f%% of a CPU with a 20%% limit, %.0f%% without" % (
+            100 * frac_limited, 100 * frac_free)
+        if cpu_dir:
+            self.assertEqual(quota, "20000", "cpu.cfs_quota_us (period 100 ms)")
+            self.assertGreater(cpu_stat.get("nr_throttled", 0), 0, "never throttled: " + msg)
+        self.assertLess(frac_limited, 0.5, msg)
+        # Other work on a shared host can keep the unlimited loop from a full
+        # CPU; it must still clearly outrun the limited one.
+        self.assertGreater(frac_free, min(0.6, max(0.35, 2 * frac_limited)), msg)
+
+
+def parse_cpu_stat(path):
+    out = {}
+    for line in quiltlib.read_text(path).splitlines():
+        k, _, v = line.partition(" ")
+        if v.strip().isdigit():
+            out[k] = int(v)
+    return out
+
+
+# ------------------------------------------------------------------ logs
+
+class LogsTest(QuiltTestCase):
+
+    def test_100mib_of_text_intact(self):
+        size = 104857600
+        line = b"0123456789abcdef\n"
+        expected = hashlib.sha256((line * (size // len(line) + 1))[:size]).hexdigest()
+        c = self.create("yes 0123456789abcdef | head -c %d" % size)
+        h, total, streams = hashlib.sha256(), 0, set()
+        for chunk in self.stub.StreamLogs(pb.StreamLogsRequest(id=c.id, follow=True),
+                                          timeout=150):
+            h.update(chunk.data)
+            total += len(chunk.data)
+            streams.add(chunk.stream)
+        self.assertEqual(self.wait(c.id).exit_code, 0)
+        self.assertEqual(total, size)
+        self.assertEqual(h.hexdigest(), expected)
+        self.assertEqual(streams, {pb.LOG_STREAM_STDOUT})
+
+    def test_100mib_replay_after_exit(self):
+        # Written at full speed, then read back once the container is gone: the
+        # log is ~350 MB in CRI form, so the daemon rotates it at 256 MiB
+        # (--log-max-size) and keeps log.1; the replay must still be whole.
+        size = 104857600
+        line = b"0123456789abcdef\n"
+        expected = hashlib.sha256((line * (size // len(line) + 1))[:size]).hexdigest()
+        c = self.create("yes 0123456789abcdef | head -c %d" % size)
+        self.assertEqual(self.wait(c.id, 120).exit_code, 0)
+        h, total = hashlib.sha256(), 0
+        for chunk in self.stub.StreamLogs(pb.StreamLogsRequest(id=c.id), timeout=150):
+            h.update(chunk.data)
+            total += len(chunk.data)
+        self.assertEqual(total, size, "replay returned %d of %d bytes" % (total, size))
+        self.assertEqual(h.hexdigest(), expected)
+
+    def test_binary_partial_lines_intact(self):
+        c = self.create("head -c 1000000 /dev/urandom > /tmp/r; cat /tmp/r; "
+                        "sha256sum /tmp/r >&2")
+        self.assertEqual(self.wait(c.id).exit_code, 0)
+        out = self.chunks(c.id, stream=pb.LOG_STREAM_STDOUT)
+        data = b"".join(ch.data for ch in out)
+        err = self.logs(c.id, stream=pb.LOG_STREAM_STDERR)
+        self.assertEqual(len(data), 1000000)
+        self.assertEqual(hashlib.sha256(data).hexdigest().encode(), err.split()[0], err)
+        self.assertEqual(out[-1].complete, data.endswith(b"\n"))
+        self.assertTrue(all(ch.stream == pb.LOG_STREAM_STDOUT for ch in out))
+
+    def test_follow_streams_live(self):
+        c = self.create("for i in 1 2 3 4 5 6 7 8 9 10; do echo line$i; sleep 0.2; done")
+        t_start = time.monotonic()
+        arrivals = []
+        for chunk in self.stub.StreamLogs(pb.StreamLogsRequest(id=c.id, follow=True),
+                                          timeout=30):
+            arrivals.append((time.monotonic(), chunk.data))
+        t_end = time.monotonic()
+        data = b"".join(d for _, d in arrivals)
+        self.assertEqual(data, b"".join(b"line%d\n" % i for i in range(1, 11)))
+        self.assertLess(arrivals[0][0] - t_start, 1.0, "first line came late")
+        self.assertGreater(t_end - arrivals[0][0], 1.0,
+                           "first line arrived only %.2f s before the stream ended"
+                           % (t_end - arrivals[0][0]))
+        # The stream ends once the container has exited.
+        self.assertEqual(self.get(c.id).state, pb.CONTAINER_STATE_EXITED)
+        # tail of the finished container
+        self.assertEqual(self.logs(c.id, follow=False, tail=2), b"line9\nline10\n")
+        self.assertEqual(self.logs(c.id, follow=True, tail=2), b"line9\nline10\n")
+
+    def test_stream_filter(self):
+        c = self.create("echo out1; echo err1 >&2; echo out2; echo err2 >&2")
+        self.wait(c.id)
+        err = self.chunks(c.id, stream=pb.LOG_STREAM_STDERR)
+        self.assertEqual(b"".join(ch.data for ch in err), b"err1\nerr2\n")
+        self.assertTrue(all(ch.stream == pb.LOG_STREAM_STDERR for ch in err))
+        self.assertEqual(self.logs(c.id, stream=pb.LOG_STREAM_STDOUT), b"out1\nout2\n")
+        both = self.logs(c.id)
+        self.assertEqual(sorted(both.splitlines()), [b"err1", b"err2", b"out1", b"out2"])
+
+    def test_many_followers(self):
+        n = 200000
+        expected = b"".join(b"%d\n" % i for i in range(1, n + 1))
+        c = self.create("sleep 0.5; seq 1 %d" % n)
+        with concurrent.futures.ThreadPoolExecutor(5) as pool:
+            futs = [pool.submit(self.logs, c.id, True, 60) for _ in range(5)]
+            results = [f.result(timeout=90) for f in futs]
+        for i, got in enumerate(results):
+            self.assertEqual((len(got), hashlib.sha256(got).hexdigest()),
+                             (len(expected), hashlib.sha256(expected).hexdigest()),
+                             "follower %d got different data" % i)
+
+    def test_logs_of_silent_container(self):
+        c, w, out = self.run_container(["true"])
+        self.assertEqual(out, b"")
+        self.assertEqual(self.logs(c.id, follow=False), b"")
+
+
+# ------------------------------------------------------------------ restart
+
+class RestartTest(QuiltTestCase):
+    """Several daemons in turn on one root: started here, not in setUpClass."""
+
+    start_daemon = False
+
+    def restart(self):
+        """Stops the current daemon with SIGTERM (expecting 0) and starts another."""
+        old = self.daemon
+        self.assertEqual(old.stop(), 0, "quiltd did not exit 0 on SIGTERM\n" + old.log_tail())
+        return self.replace_daemon(old.root)
+
+    def replace_daemon(self, root):
+        d = type(self).daemon = self.new_daemon(root=root)
+        self.fd_base = self.warm_up(d)
+        return d
+
+    def setUp(self):
+        super().setUp()
+        self.replace_daemon(os.path.join(self.tmp, self.id().split(".")[-1]))
+
+    def tearDown(self):
+        try:
+            super().tearDown()
+            d = self.daemon
+            self.assertEqual(leftovers(d, self.seen_ids, self.fd_base), [])
+            self.assertEqual(d.stop(), 0, "quiltd did not exit 0 on SIGTERM\n" + d.log_tail())
+        finally:
+            for d in self.daemons:
+                d.kill()
+            type(self).daemon = None
+
+    def test_exited_container_survives_restart(self):
+        c = self.create("echo bye; echo oops >&2; exit 3", name="survivor")
+        self.assertEqual(self.wait(c.id).exit_code, 3)
+        before = self.logs(c.id)
+        self.restart()
+        g = self.get(c.id)
+        self.assertEqual((g.state, g.exit_code, g.name),
+                         (pb.CONTAINER_STATE_EXITED, 3, "survivor"))
+        self.assertEqual(self.get("survivor").id, c.id)
+        self.assertEqual(self.logs(c.id, follow=False), before)
+        self.assertEqual(self.logs(c.id, stream=pb.LOG_STREAM_STDOUT), b"bye\n")
+        self.assertEqual(self.wait(c.id).exit_code, 3)
+
+    def test_running_container_after_daemon_sigkill(self):
+        c = self.create(["sleep", "1000"])
+        host_pid = c.pid
+        self.assertTrue(quiltlib.process_alive(host_pid))
+        self.daemon.kill()  # SIGKILL: no chance to clean up
+        time.sleep(0.2)
+        self.assertTrue(quiltlib.process_alive(host_pid),
+                        "the container died with its daemon; nothing left to test")
+        self.replace_daemon(self.daemon.root)
+        g = self.get(c.id)
+        self.assertEqual(g.state, pb.CONTAINER_STATE_EXITED, g)
+        self.assertEqual(g.pid, 0)
+        # The new daemon killed what the old one left running.
+        deadline = time.monotonic() + 10
+        while quiltlib.process_alive(host_pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertFalse(quiltlib.process_alive(host_pid),
+                         "container process %d survived the restart" % host_pid)
+        self.assertEqual(quiltlib.pids_in_cgroups_named({c.id}), {})
+        self.assertEqual(self.wait(c.id).exit_code, 137)
+
+
+if __name__ == "__main__":
+    unittest.main()
