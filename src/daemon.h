@@ -20,6 +20,15 @@ struct container;
 struct store;
 struct cgroup_manager;
 
+/* How an auto-removed container ended, kept so a WaitContainer that arrives
+ * after the removal still gets its answer. */
+struct tombstone {
+  char id[65];
+  int exit_code, exit_signal;
+  bool oom_killed;
+};
+#define TOMBSTONES 1024
+
 struct quiltd_config {
   const char *socket_path;     /* Unix listener; NULL or "" to disable */
   const char *listen_addr;     /* "HOST:PORT" for TCP; NULL when not asked */
@@ -59,6 +68,8 @@ struct quiltd {
   unsigned n_containers;
   struct store *store;
   unsigned events_since_trim;
+  struct tombstone tombstones[TOMBSTONES];
+  unsigned next_tombstone;
   struct cgroup_manager *cgm;  /* NULL when cgroups are unusable */
   bool overlay;                /* per-container overlay over the image */
   struct strbuf log_scratch;   /* reused buffer for encoding log lines */

@@ -113,9 +113,13 @@ void rpc_remove(struct grpc_call *call, const ProtobufCMessage *msg) {
 
 void rpc_wait(struct grpc_call *call, const ProtobufCMessage *msg) {
   const Quilt__V1__WaitContainerRequest *req = (const void *)msg;
-  struct container *c = lookup(call, req->id);
+  struct quiltd *d = grpc_call_daemon(call);
+  struct qerr err = QERR_INIT;
+  struct container *c = container_lookup(d, req->id, &err);
   if (c)
-    container_wait_rpc(grpc_call_daemon(call), call, c);
+    container_wait_rpc(d, call, c);
+  else if (err.status != GRPC_NOT_FOUND || !container_wait_removed(d, call, req->id))
+    grpc_call_fail(call, &err);
 }
 
 void rpc_logs(struct grpc_call *call, const ProtobufCMessage *msg) {

@@ -726,9 +726,36 @@ void container_wait_rpc(struct quiltd *d, struct grpc_call *call, struct contain
   add_waiter(c, call, W_WAIT);
 }
 
+static void bury(struct container *c) {
+  struct quiltd *d = c->d;
+  struct tombstone *t = &d->tombstones[d->next_tombstone++ % TOMBSTONES];
+  memcpy(t->id, c->id, sizeof t->id);
+  t->exit_code = c->exit_code;
+  t->exit_signal = c->exit_signal;
+  t->oom_killed = c->oom_killed;
+}
+
+bool container_wait_removed(struct quiltd *d, struct grpc_call *call, const char *ref) {
+  size_t len = strlen(ref);
+  for (unsigned i = 0; i < TOMBSTONES && len > 0; i++) {
+    const struct tombstone *t = &d->tombstones[i];
+    if (t->id[0] && strncmp(t->id, ref, len) == 0) {
+      Quilt__V1__WaitContainerResponse r = QUILT__V1__WAIT_CONTAINER_RESPONSE__INIT;
+      r.exit_code = t->exit_code;
+      r.signal = t->exit_signal;
+      r.oom_killed = t->oom_killed;
+      grpc_call_reply(call, &r.base);
+      return true;
+    }
+  }
+  return false;
+}
+
 static void do_remove(struct container *c) {
   struct quiltd *d = c->d;
   struct qerr err = QERR_INIT;
+  if (c->state == ST(EXITED))
+    bury(c);
   logs_close(c);
   release_cgroup(c);
   if (rootfs_release(c->dir, &err) < 0 || rm_rf(c->dir, &err) < 0)

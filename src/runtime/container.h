@@ -82,6 +82,9 @@ int container_kill(struct container *c, int sig, struct qerr *err);
 void container_remove_rpc(struct quiltd *d, struct grpc_call *call, struct container *c,
                           bool force);
 void container_wait_rpc(struct quiltd *d, struct grpc_call *call, struct container *c);
+/* Answers a WaitContainer for a container already removed (auto-remove
+ * races a client's Wait); false when `ref` (full id or prefix) is unknown. */
+bool container_wait_removed(struct quiltd *d, struct grpc_call *call, const char *ref);
 
 /* Finds by full id, name, or unique id prefix; NOT_FOUND / ambiguous
  * errors are recorded in err. */
