@@ -91,5 +91,19 @@ static inline void cli_free_msg_fn(ProtobufCMessage **m) {
 /* Commands (cmd_*.c). */
 extern const struct cli_command cli_cmd_info;
 extern const struct cli_command cli_cmd_health;
+extern const struct cli_command cli_cmd_create;
+extern const struct cli_command cli_cmd_run;
+extern const struct cli_command cli_cmd_start;
+extern const struct cli_command cli_cmd_status;
+extern const struct cli_command cli_cmd_list;
+extern const struct cli_command cli_cmd_ps;
+extern const struct cli_command cli_cmd_logs;
+extern const struct cli_command cli_cmd_stop;
+extern const struct cli_command cli_cmd_kill;
+extern const struct cli_command cli_cmd_remove;
+extern const struct cli_command cli_cmd_rm;
+extern const struct cli_command cli_cmd_wait;
+extern const struct cli_command cli_cmd_events;
+extern const struct cli_command cli_cmd_stats;
 
 #endif

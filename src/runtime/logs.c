@@ -255,7 +255,9 @@ static void on_writable(struct grpc_call *call, void *arg) {
 
 /* The source is finished once the container exited and its pipes closed. */
 static bool source_done(const struct container *c) {
-  return !container_is_active(c) && logs_drained(c) && c->log_fd < 0;
+  bool ended = c->state == QUILT__V1__CONTAINER_STATE__CONTAINER_STATE_EXITED ||
+               c->state == QUILT__V1__CONTAINER_STATE__CONTAINER_STATE_FAILED;
+  return ended && logs_drained(c) && c->log_fd < 0;
 }
 
 /* Sends the complete entries in f->pending as few LogChunks as possible.
@@ -272,8 +274,11 @@ static int send_pending(struct log_follower *f) {
     while (strbuf_avail(&data) < MAX_CHUNK_DATA &&
            (n = logfmt_parse(p + used, avail - used, &e)) > 0) {
       bool wanted = (!f->filter || (int)e.stream == f->filter) && e.ts_ns >= f->since_ns;
-      if (wanted && strbuf_avail(&data) > 0 && (int)e.stream != (int)chunk.stream)
-        break; /* one stream per chunk */
+      /* One stream and one read (timestamp) per chunk, so --timestamps
+       * stays exact while bursts still travel in few messages. */
+      if (wanted && strbuf_avail(&data) > 0 &&
+          ((int)e.stream != (int)chunk.stream || e.ts_ns != chunk.timestamp_ns))
+        break;
       used += (size_t)n;
       if (!wanted)
         continue;
