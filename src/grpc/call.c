@@ -149,8 +149,10 @@ ssize_t grpc_call_read_body(struct grpc_call *call, uint8_t *buf, size_t len,
                             uint32_t *data_flags) {
   size_t avail = strbuf_avail(&call->outq);
   size_t n = avail < len ? avail : len;
-  memcpy(buf, strbuf_head(&call->outq), n);
-  strbuf_consume(&call->outq, n);
+  if (n > 0) {
+    memcpy(buf, strbuf_head(&call->outq), n);
+    strbuf_consume(&call->outq, n);
+  }
   if (strbuf_avail(&call->outq) == 0) {
     strbuf_shrink(&call->outq, 16 * 1024);
     if (call->finished) {

@@ -275,6 +275,8 @@ int logfmt_encode(struct strbuf *out, enum log_stream stream, int64_t ts_ns, con
 /* ------------------------------------------------------------ parse */
 
 long logfmt_parse(const uint8_t *buf, size_t len, struct log_entry *e) {
+  if (len == 0)
+    return 0;
   const uint8_t *nl = memchr(buf, '\n', len);
   if (!nl)
     return 0;

@@ -265,8 +265,10 @@ static bool source_done(const struct container *c) {
 static int send_pending(struct log_follower *f) {
   struct strbuf data = STRBUF_INIT;
   for (;;) {
-    const uint8_t *p = strbuf_head(&f->pending);
     size_t avail = strbuf_avail(&f->pending), used = 0;
+    if (avail == 0)
+      break;
+    const uint8_t *p = strbuf_head(&f->pending);
     struct log_entry e;
     Quilt__V1__LogChunk chunk = QUILT__V1__LOG_CHUNK__INIT;
     strbuf_reset(&data);
