@@ -72,6 +72,11 @@ class Limits(unittest.TestCase):
     def test_connection_cap(self):
         d = Daemon("--max-connections", "3")
         try:
+            # Let the start-up probe connection's close be processed first.
+            deadline = time.monotonic() + 5
+            while d.metric("quilt_connections") != 1 and time.monotonic() < deadline:
+                time.sleep(0.1)  # the metrics request itself is the one
+            time.sleep(0.2)
             held = [h2_connect(d.addr) for _ in range(3)]
             time.sleep(0.3)
             extra = h2raw.connect(d.addr)
