@@ -40,6 +40,8 @@ void quiltd_default_config(struct quiltd_config *cfg) {
       .default_rootfs = QUILT_DEFAULT_ROOTFS,
 #endif
       .log_max_bytes = 256ull * 1024 * 1024,
+      .userns_base = 100000,
+      .userns_count = 65536,
   };
 }
 
@@ -116,9 +118,12 @@ static int open_listeners(struct quiltd *d, struct qerr *err) {
 /* State, cgroups and the containers a previous run left behind. */
 static int open_runtime(struct quiltd *d, struct qerr *err) {
   char path[4096];
+  /* 0711: a container's root in a user namespace is an unprivileged host
+   * id that must reach its own overlay dirs; listing stays root-only. */
   snprintf(path, sizeof path, "%s/containers", d->cfg.root_dir);
-  if (make_dirs(path, 0700, err) < 0)
-    return err->code;
+  if (make_dirs(path, 0711, err) < 0 || chmod(d->cfg.root_dir, 0711) < 0 ||
+      chmod(path, 0711) < 0)
+    return err->code ? err->code : qerr_errno(err, "chmod %s", path);
   snprintf(path, sizeof path, "%s/state.db", d->cfg.root_dir);
   if (store_open(&d->store, path, err) < 0)
     return err->code;

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/strbuf.h"
 #include "grpc/metrics.h"
@@ -45,6 +46,8 @@ struct quiltd_config {
   const char *default_rootfs;  /* rootfs directory used when a spec names no image */
   const char *cgroup_parent;   /* NULL: beneath the daemon's own cgroup */
   uint64_t log_max_bytes;      /* rotate a container log past this size; 0: never */
+  uid_t userns_base;           /* user namespaces: container root = this host id */
+  unsigned userns_count;       /* ... and this many ids from there */
 };
 
 /* Server-streaming calls that want events (WatchEvents, Health/Watch). */

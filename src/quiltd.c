@@ -28,6 +28,8 @@ static void usage(FILE *f) {
           "  --cgroup-parent PATH  create container cgroups under PATH (relative to each\n"
           "                        hierarchy) instead of beneath quiltd's own cgroup\n"
           "  --log-max-size BYTES  rotate a container's log past this size (default 256 MiB)\n"
+          "  --userns-range BASE:COUNT  host ids for containers with a user namespace\n"
+          "                        (default 100000:65536; root inside maps to BASE)\n"
           "  -h, --help            this text\n"
           "  --version             print the version\n");
 }
@@ -45,6 +47,25 @@ static int parse_uint(const char *s, const char *flag, unsigned long long max,
   return 0;
 }
 
+static int parse_range(const char *s, struct quiltd_config *cfg) {
+  unsigned long long base, count;
+  char *end;
+  errno = 0;
+  base = strtoull(s, &end, 10);
+  if (errno || end == s || *end != ':' || base == 0 || base > 0xffff0000ull)
+    goto bad;
+  const char *c = end + 1;
+  count = strtoull(c, &end, 10);
+  if (errno || end == c || *end || count == 0 || base + count > 0xffffffffull)
+    goto bad;
+  cfg->userns_base = (uid_t)base;
+  cfg->userns_count = (unsigned)count;
+  return 0;
+bad:
+  fprintf(stderr, "quiltd: --userns-range expects BASE:COUNT with BASE > 0, got '%s'\n", s);
+  return -1;
+}
+
 static int parse_level(const char *s) {
   static const char *const names[] = {"error", "warn", "info", "debug"};
   for (int i = 0; i < 4; i++)
@@ -56,7 +77,7 @@ static int parse_level(const char *s) {
 
 static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
   enum { O_SOCKET = 256, O_LISTEN, O_ROOT, O_MAXCONN, O_MAXSTREAMS, O_MAXMSG, O_IDLE, O_LOG,
-         O_VERSION, O_COMPAT, O_ROOTFS, O_CGPARENT, O_LOGMAX };
+         O_VERSION, O_COMPAT, O_ROOTFS, O_CGPARENT, O_LOGMAX, O_USERNS };
   static const struct option opts[] = {
       {"socket", required_argument, 0, O_SOCKET},
       {"listen", required_argument, 0, O_LISTEN},
@@ -72,6 +93,7 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
       {"default-rootfs", required_argument, 0, O_ROOTFS},
       {"cgroup-parent", required_argument, 0, O_CGPARENT},
       {"log-max-size", required_argument, 0, O_LOGMAX},
+      {"userns-range", required_argument, 0, O_USERNS},
       {0, 0, 0, 0}};
   int c;
   unsigned long long v;
@@ -106,6 +128,9 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
     case O_COMPAT: cfg->io_uring_compat = true; break;
     case O_ROOTFS: cfg->default_rootfs = optarg; break;
     case O_CGPARENT: cfg->cgroup_parent = optarg; break;
+    case O_USERNS:
+      if (parse_range(optarg, cfg) < 0) return 2;
+      break;
     case O_LOGMAX:
       if (parse_uint(optarg, "--log-max-size", 1ull << 40, &v) < 0) return 2;
       cfg->log_max_bytes = v;

@@ -163,7 +163,7 @@ static int network_option(struct cli_ctx *ctx, struct spec_build *b, const char 
 /* ------------------------------------------------------------ options */
 
 enum {
-  OPT_IMAGE = 0x200, OPT_NAME, OPT_COMMAND, OPT_SETUP, OPT_CPU, OPT_PIDS, OPT_ALL_NS,
+  OPT_IMAGE = 0x200, OPT_NAME, OPT_COMMAND, OPT_SETUP, OPT_CPU, OPT_PIDS, OPT_ALL_NS, OPT_USERNS,
   OPT_HOSTNAME, OPT_NETWORK, OPT_RM, OPT_START, OPT_NO_START,
 };
 
@@ -177,6 +177,7 @@ static const struct option create_opts[] = {
     {"cpu-limit", required_argument, NULL, OPT_CPU},
     {"pids-limit", required_argument, NULL, OPT_PIDS},
     {"enable-all-namespaces", no_argument, NULL, OPT_ALL_NS},
+    {"userns", no_argument, NULL, OPT_USERNS},
     {"workdir", required_argument, NULL, 'w'},
     {"user", required_argument, NULL, 'u'},
     {"hostname", required_argument, NULL, OPT_HOSTNAME},
@@ -200,6 +201,7 @@ static bool simple_option(struct spec_build *b, int c, char *v) {
   case 'u': b->spec.user = v; break;
   case OPT_HOSTNAME: b->spec.hostname = v; break;
   case OPT_ALL_NS: b->ns.enable_all = true; break;
+  case OPT_USERNS: b->ns.user = true; break;
   case OPT_RM: b->spec.auto_remove = true; break;
   case OPT_START: b->start = true; break;
   case OPT_NO_START: b->no_start = true; break;
@@ -268,7 +270,7 @@ static int parse_spec(struct cli_ctx *ctx, int argc, char **argv, struct spec_bu
   b->spec.env = b->env;
   b->spec.setup = b->setup;
   b->spec.labels = b->labels;
-  if (b->ns.enable_all)
+  if (b->ns.enable_all || b->ns.user)
     b->spec.namespaces = &b->ns;
   return check_spec(ctx, b, argc, argv);
 }
@@ -465,6 +467,7 @@ static int run_run(struct cli_ctx *ctx, int argc, char **argv) {
   "      --cpu-limit PCT      percent of one CPU (150: one and a half); 0: none\n"          \
   "      --pids-limit N       most processes; -1: unlimited; 0: the daemon's default\n"      \
   "      --enable-all-namespaces  also a cgroup namespace\n"                                 \
+  "      --userns             a user namespace: root inside is an unprivileged id outside\n" \
   "  -w, --workdir DIR        working directory of the command\n"                            \
   "  -u, --user USER          uid[:gid] or a user name of the image (default: root)\n"       \
   "      --hostname NAME      hostname (default: the name, else the short id)\n"            \

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -273,9 +274,6 @@ static int validate_spec(struct quiltd *d, const Quilt__V1__ContainerSpec *s, st
     return qerr_status(err, GRPC_UNIMPLEMENTED, ENOSYS, "mounts are not supported yet");
   if (s->network_mode == QUILT__V1__NETWORK_MODE__NETWORK_MODE_BRIDGE)
     return qerr_status(err, GRPC_UNIMPLEMENTED, ENOSYS, "bridge networking is not supported yet");
-  if (s->namespaces && s->namespaces->user)
-    return qerr_status(err, GRPC_UNIMPLEMENTED, ENOSYS,
-                       "user namespaces are not supported yet");
   return 0;
 #undef BAD
 }
@@ -292,6 +290,7 @@ static int ns_flags(const Quilt__V1__ContainerSpec *s) {
     if (n->disable_ipc) f &= ~CLONE_NEWIPC;
     if (n->disable_network) f &= ~CLONE_NEWNET;
     if (n->cgroup) f |= CLONE_NEWCGROUP;
+    if (n->user) f |= CLONE_NEWUSER;
   }
   if (s->network_mode == QUILT__V1__NETWORK_MODE__NETWORK_MODE_HOST)
     f &= ~CLONE_NEWNET;
@@ -368,6 +367,33 @@ static void unlink_container(struct quiltd *d, struct container *c) {
 
 static int start(struct container *c, struct qerr *err);
 
+/* In a user namespace the container's root is an unprivileged host id:
+ * its writable layer must belong to it, and its directory be searchable. */
+static int own_rootfs(struct container *c, struct qerr *err) {
+  uid_t id = c->d->cfg.userns_base;
+  if (chmod(c->dir, 0711) < 0)
+    return qerr_errno(err, "chmod %s", c->dir);
+  /* Every directory above must let "others" search it, or the overlay
+   * mount inside the namespace fails with a bare EACCES. */
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s", c->dir);
+  for (char *slash = strrchr(path, '/'); slash && slash != path; slash = strrchr(path, '/')) {
+    *slash = 0;
+    struct stat st;
+    if (stat(path, &st) == 0 && !(st.st_mode & S_IXOTH))
+      return qerr_status(err, GRPC_FAILED_PRECONDITION, EACCES,
+                         "user namespaces need %s to be searchable by others (chmod o+x)",
+                         path);
+  }
+  if (!c->rootfs.overlay)
+    return 0;
+  const char *dirs[] = {c->rootfs.upper, c->rootfs.work, c->rootfs.merged};
+  for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
+    if (chown(dirs[i], id, id) < 0)
+      return qerr_errno(err, "chown %s", dirs[i]);
+  return 0;
+}
+
 void container_create(struct quiltd *d, struct grpc_call *call,
                       const Quilt__V1__CreateContainerRequest *req) {
   struct qerr err = QERR_INIT;
@@ -390,6 +416,13 @@ void container_create(struct quiltd *d, struct grpc_call *call,
   }
   if (mkdir_p(c->dir, 0700, &err) < 0 ||
       rootfs_prepare(image, c->dir, d->overlay, &c->rootfs, &err) < 0) {
+    struct qerr ignore = QERR_INIT;
+    rm_rf(c->dir, &ignore);
+    container_free(c);
+    grpc_call_fail(call, &err);
+    return;
+  }
+  if ((ns_flags(c->spec) & CLONE_NEWUSER) && own_rootfs(c, &err) < 0) {
     struct qerr ignore = QERR_INIT;
     rm_rf(c->dir, &ignore);
     container_free(c);
@@ -482,6 +515,8 @@ static int spawn(struct container *c, char **env, const char *hostname, int out_
       .hostname = hostname,
       .user = s->user,
       .ns_flags = ns_flags(s),
+      .userns_base = c->d->cfg.userns_base,
+      .userns_count = c->d->cfg.userns_count,
       .cgroup_fd = c->cg ? cgroup_fd(c->cg) : -1,
       .stdio = {devnull, out_fds[0], out_fds[1]},
   };
@@ -492,7 +527,9 @@ static int spawn(struct container *c, char **env, const char *hostname, int out_
   c->pid = res.pid;
   c->pidfd = res.pidfd;
   c->status_fd = res.status_fd;
-  if (c->cg && sp.cgroup_fd < 0 && cgroup_attach(c->cg, res.pid, err) < 0) {
+  if ((c->cg && sp.cgroup_fd < 0 && cgroup_attach(c->cg, res.pid, err) < 0) ||
+      ((sp.ns_flags & CLONE_NEWUSER) &&
+       spawn_map_ids(res.pid, sp.userns_base, sp.userns_count, err) < 0)) {
     close(release_fd); /* the child sees EOF and exits */
     return err->code;
   }

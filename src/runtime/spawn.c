@@ -95,6 +95,14 @@ static void mount_in_root(struct child *c, const char *src, const char *target,
     child_fail(c, GRPC_INTERNAL, errno, "mounting %s on %s", fstype ? fstype : src, target);
 }
 
+/* Binds the host's /dev/<name> over an empty file in the container. */
+static void bind_host_dev(struct child *c, const char *name) {
+  char host[64], target[64];
+  snprintf(host, sizeof host, "/dev/%s", name);
+  snprintf(target, sizeof target, "/dev/%s", name);
+  mount_in_root(c, host, target, NULL, MS_BIND, NULL, false);
+}
+
 static void make_dev(struct child *c) {
   static const struct { const char *name; unsigned maj, min; } nodes[] = {
       {"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7},
@@ -107,9 +115,13 @@ static void make_dev(struct child *c) {
   if (devdir < 0)
     child_fail(c, GRPC_INTERNAL, errno, "opening /dev");
   for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
-    if (mknodat(devdir, nodes[i].name, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)) < 0)
+    if (mknodat(devdir, nodes[i].name, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)) == 0) {
+      fchmodat(devdir, nodes[i].name, 0666, 0); /* undo the umask */
+      continue;
+    }
+    if (errno != EPERM)
       child_fail(c, GRPC_INTERNAL, errno, "creating /dev/%s", nodes[i].name);
-    fchmodat(devdir, nodes[i].name, 0666, 0); /* undo the umask */
+    bind_host_dev(c, nodes[i].name); /* in a user namespace: no mknod */
   }
   static const struct { const char *target, *link; } links[] = {
       {"/proc/self/fd", "fd"},      {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
@@ -146,8 +158,11 @@ static void setup_mounts(struct child *c) {
   /* pivot_root needs the new root to be a mount point. */
   if (s->overlay_lower) {
     char opts[8192];
-    if (snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", s->overlay_lower,
-                 s->overlay_upper, s->overlay_work) >= (int)sizeof opts)
+    /* In a user namespace overlay may not use trusted.* xattrs. */
+    bool userns = s->ns_flags & CLONE_NEWUSER;
+    if (snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s%s", s->overlay_lower,
+                 s->overlay_upper, s->overlay_work, userns ? ",userxattr" : "") >=
+        (int)sizeof opts)
       child_fail(c, GRPC_INVALID_ARGUMENT, ENAMETOOLONG, "overlay options");
     if (mount("overlay", s->rootfs, "overlay", 0, opts) < 0)
       child_fail(c, GRPC_FAILED_PRECONDITION, errno, "mounting overlay of %s", s->overlay_lower);
@@ -273,6 +288,11 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
   if (read(c->release_fd, &go, 1) != 1)
     child_fail(c, GRPC_INTERNAL, 0, "quiltd abandoned the start");
   close(c->release_fd);
+  /* In a new user namespace we still carry the daemon's host ids, which
+   * are unmapped there: become the namespace's root (the mapped range). */
+  if ((s->ns_flags & CLONE_NEWUSER) &&
+      (setresgid(0, 0, 0) < 0 || setgroups(0, NULL) < 0 || setresuid(0, 0, 0) < 0))
+    child_fail(c, GRPC_INTERNAL, errno, "becoming root in the user namespace");
   reset_signals();
   setsid();
   for (int i = 0; i < 3; i++)
@@ -353,6 +373,24 @@ int spawn_start(const struct spawn_spec *spec, struct spawn_result *res, int *re
   }
   *res = (struct spawn_result){.pid = (pid_t)pid, .pidfd = pidfd, .status_fd = status[0]};
   *release_fd = release[1];
+  return 0;
+}
+
+static int write_map(pid_t pid, const char *file, uid_t base, unsigned count,
+                     struct qerr *err) {
+  char path[64], line[64];
+  snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
+  int n = snprintf(line, sizeof line, "0 %u %u\n", (unsigned)base, count);
+  cleanup_fd int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write(fd, line, (size_t)n) != n)
+    return qerr_errno(err, "writing %s", path);
+  return 0;
+}
+
+int spawn_map_ids(pid_t pid, uid_t base, unsigned count, struct qerr *err) {
+  if (write_map(pid, "uid_map", base, count, err) < 0 ||
+      write_map(pid, "gid_map", base, count, err) < 0)
+    return err->code;
   return 0;
 }
 

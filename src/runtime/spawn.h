@@ -21,7 +21,9 @@ struct spawn_spec {
   const char *cwd;         /* "" or NULL: "/" */
   const char *hostname;    /* set when a UTS namespace is created */
   const char *user;        /* "", "uid[:gid]" or a name from /etc/passwd */
-  int ns_flags;            /* CLONE_NEW* */
+  int ns_flags;            /* CLONE_NEW*; with CLONE_NEWUSER set the id map */
+  uid_t userns_base;       /* host id that root in the container maps to */
+  unsigned userns_count;   /* ids mapped, from container id 0 */
   int cgroup_fd;           /* v2 cgroup dir for CLONE_INTO_CGROUP, or -1 */
   int stdio[3];            /* fds that become 0, 1, 2 */
   bool readonly_sys;       /* mount /sys read-only (always true today) */
@@ -38,6 +40,8 @@ struct spawn_result {
  * status_fd. */
 int spawn_start(const struct spawn_spec *spec, struct spawn_result *res, int *release_fd,
                 struct qerr *err);
+/* Writes the child's uid/gid maps (user namespace only). */
+int spawn_map_ids(pid_t pid, uid_t base, unsigned count, struct qerr *err);
 /* Lets the child go on to set up and exec; closes release_fd. */
 int spawn_release(int release_fd, struct qerr *err);
 

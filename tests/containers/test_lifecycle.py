@@ -555,6 +555,32 @@ class IsolationTest(QuiltTestCase):
         if shmid is not None:
             self.assertEqual(kv.get("shm"), "0", "host SysV shm segment visible inside")
 
+    def test_user_namespace(self):
+        script = "; ".join([
+            'echo "id=$(id -u):$(id -g)"',
+            'echo "map=$(cat /proc/self/uid_map | tr -s \" \")"',
+            'echo x > /tmp/f && echo "tmp=ok"',
+            'touch /made-by-root && echo "rootfs=ok"',
+            'echo "ns_user=$(readlink /proc/1/ns/user)"',
+            'sleep 1',
+        ])
+        # The mapped root (an unprivileged host uid) must reach its overlay
+        # dirs under the daemon's root: the test's mkdtemp dir is 0700.
+        os.chmod(self.tmp, 0o711)
+        c = self.create(script, namespaces=pb.Namespaces(user=True))
+        with open("/proc/%d/status" % c.pid) as f:
+            host_uid = [l for l in f if l.startswith("Uid:")][0].split()[1]
+        w = self.wait(c.id)
+        out = self.logs(c.id)
+        self.assertEqual(w.exit_code, 0, out)
+        kv = parse_kv(out)
+        self.assertEqual(kv.get("id"), "0:0", out)
+        self.assertEqual(kv.get("map", "").split(), ["0", "100000", "65536"], out)
+        self.assertEqual(kv.get("tmp"), "ok", out)
+        self.assertEqual(kv.get("rootfs"), "ok", out)
+        self.assertNotEqual(kv.get("ns_user"), os.readlink("/proc/self/ns/user"), out)
+        self.assertEqual(host_uid, "100000", "root inside must be unprivileged outside")
+
     def test_hostname_defaults_to_short_id(self):
         c, w, out = self.run_container(["hostname"])
         self.assertEqual(out, c.id[:12].encode() + b"\n")
