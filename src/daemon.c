@@ -12,6 +12,7 @@
 
 #include "common/cleanup.h"
 #include "common/clock.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "io/conn.h"
 #include "runtime/cgroup.h"
@@ -43,24 +44,6 @@ void quiltd_default_config(struct quiltd_config *cfg) {
       .userns_base = 100000,
       .userns_count = 65536,
   };
-}
-
-/* mkdir -p with a final mode; existing directories are left as they are. */
-static int make_dirs(const char *path, mode_t mode, struct qerr *err) {
-  char buf[4096];
-  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-    return qerr_set(err, ENAMETOOLONG, "path too long: %s", path);
-  for (char *p = buf + 1; *p; p++) {
-    if (*p != '/')
-      continue;
-    *p = 0;
-    if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-      return qerr_errno(err, "creating %s", buf);
-    *p = '/';
-  }
-  if (mkdir(buf, mode) < 0 && errno != EEXIST)
-    return qerr_errno(err, "creating %s", buf);
-  return 0;
 }
 
 /* Never more connections than fds we may open, whatever was configured. */
@@ -103,7 +86,7 @@ static int open_listeners(struct quiltd *d, struct qerr *err) {
   if (cfg->socket_path && cfg->socket_path[0]) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", cfg->socket_path);
-    if (make_dirs(dirname(dir), 0755, err) < 0)
+    if (mkdir_p(dirname(dir), 0755, err) < 0)
       return err->code;
     if (listener_open_unix(&d->unix_l, cfg->socket_path, err) < 0)
       return err->code;
@@ -121,7 +104,7 @@ static int open_runtime(struct quiltd *d, struct qerr *err) {
   /* 0711: a container's root in a user namespace is an unprivileged host
    * id that must reach its own overlay dirs; listing stays root-only. */
   snprintf(path, sizeof path, "%s/containers", d->cfg.root_dir);
-  if (make_dirs(path, 0711, err) < 0 || chmod(d->cfg.root_dir, 0711) < 0 ||
+  if (mkdir_p(path, 0711, err) < 0 || chmod(d->cfg.root_dir, 0711) < 0 ||
       chmod(path, 0711) < 0)
     return err->code ? err->code : qerr_errno(err, "chmod %s", path);
   snprintf(path, sizeof path, "%s/state.db", d->cfg.root_dir);
@@ -152,7 +135,7 @@ int quiltd_init(struct quiltd *d, const struct quiltd_config *cfg, struct qerr *
   sysinfo_kernel(d->kernel, sizeof d->kernel);
   snprintf(d->cgroup_mode, sizeof d->cgroup_mode, "%s",
            cgroup_mode_name(cgroup_detect_mode("/sys/fs/cgroup")));
-  if (cfg->root_dir && make_dirs(cfg->root_dir, 0700, err) < 0)
+  if (cfg->root_dir && mkdir_p(cfg->root_dir, 0700, err) < 0)
     return qerr_wrap(err, "preparing root directory");
   if (qring_init(&d->ring, RING_ENTRIES, cfg->io_uring_compat, err) < 0)
     return err->code;
