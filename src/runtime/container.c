@@ -570,6 +570,7 @@ static int start(struct container *c, struct qerr *err) {
       cgroup_destroy(c->cg, &ignore);
       c->cg = NULL;
     }
+    log_info("container %.12s failed to start: %s", c->id, err->msg);
     c->state = ST(FAILED);
     c->failure = strdup(err->msg);
     c->finished_ns = clock_real_ns();
@@ -639,6 +640,7 @@ static void on_status(struct qop *op, int res, uint32_t flags) {
     spawn_parse_failure(c->status_buf, (size_t)res, &err);
   if (c->failure) /* the daemon's own reason beats the child's "abandoned" */
     qerr_status(&err, GRPC_INTERNAL, EIO, "%s", c->failure);
+  log_info("container %.12s failed to start: %s", c->id, err.msg);
   c->state = ST(FAILED);
   free(c->failure);
   c->failure = strdup(err.msg);
