@@ -11,6 +11,11 @@
 #include "common/cleanup.h"
 
 int mkdir_p(const char *path, mode_t mode, struct qerr *err) {
+  /* Usually only the last component is missing: try that first. */
+  if (mkdir(path, mode) == 0 || errno == EEXIST)
+    return 0;
+  if (errno != ENOENT)
+    return qerr_errno(err, "creating %s", path);
   char buf[4096];
   if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
     return qerr_set(err, ENAMETOOLONG, "path too long: %s", path);

@@ -247,6 +247,13 @@ int store_open(struct store **out, const char *path, struct qerr *err) {
     goto fail;
   }
 
+  /* One daemon owns the database: holding the lock for good saves the
+   * fcntl lock/unlock pairs of every transaction, keeps the WAL index in
+   * heap memory, and makes a second quiltd on the same root fail at once. */
+  r = exec(s, "PRAGMA locking_mode = EXCLUSIVE", err, "taking the database lock");
+  if (r < 0)
+    goto fail;
+
   /* journal_mode answers with the mode in effect; anything but "wal" means
    * the file system cannot do WAL and synchronous=NORMAL would not be safe. */
   sqlite3_stmt *st = NULL;

@@ -341,7 +341,15 @@ static void test_persistence(void **state) {
   assert_string_equal(rows->r[2].id, c);
   free(rows);
 
-  /* Mode 0600, WAL, schema version 1. */
+  /* Mode 0600, WAL, schema version 1 — and while quiltd holds the store,
+   * nobody else may open it (exclusive locking). */
+  sqlite3 *busy;
+  assert_int_equal(sqlite3_open_v2(f->path, &busy, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  assert_int_not_equal(sqlite3_exec(busy, "SELECT count(*) FROM containers", NULL, NULL, NULL),
+                       SQLITE_OK);
+  sqlite3_close(busy);
+  store_close(f->s);
+  f->s = NULL;
   struct stat st;
   assert_int_equal(stat(f->path, &st), 0);
   assert_int_equal(st.st_mode & 07777, 0600);
