@@ -144,6 +144,8 @@ int quiltd_init(struct quiltd *d, const struct quiltd_config *cfg, struct qerr *
     return err->code;
   }
   qtimers_init(&d->timers, &d->ring);
+  d->n_features = qring_feature_names(&d->ring, d->features, ARRAY_SIZE(d->features));
+  d->pid = getpid();
   if (qsignals_init(&d->signals, &d->ring, on_signal, err) < 0 || open_listeners(d, err) < 0) {
     quiltd_free(d);
     return err->code;

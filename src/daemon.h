@@ -84,6 +84,9 @@ struct quiltd {
   /* Facts computed once at start for GetSystemInfo. */
   char kernel[128];
   char cgroup_mode[16];
+  const char *features[16];
+  unsigned n_features;
+  pid_t pid;
 };
 
 void quiltd_default_config(struct quiltd_config *cfg);

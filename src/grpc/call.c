@@ -37,8 +37,6 @@ uint64_t grpc_call_deadline(const struct grpc_call *call) {
 const char *grpc_call_header(const struct grpc_call *call, const char *name) {
   if (strcmp(name, "authorization") == 0)
     return call->authorization;
-  if (strcmp(name, "user-agent") == 0)
-    return call->user_agent;
   return NULL;
 }
 
@@ -157,8 +155,7 @@ ssize_t grpc_call_read_body(struct grpc_call *call, uint8_t *buf, size_t len,
     strbuf_shrink(&call->outq, 16 * 1024);
     if (call->finished) {
       *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
-      char code[12];
-      snprintf(code, sizeof code, "%d", call->status);
+      const char *code = grpc_status_digits(call->status);
       struct strbuf enc = STRBUF_INIT;
       nghttp2_nv nv[2] = {{(uint8_t *)"grpc-status", (uint8_t *)code, 11, strlen(code),
                            NGHTTP2_NV_FLAG_NONE}};
@@ -312,6 +309,5 @@ void grpc_call_closed(struct grpc_call *call, uint32_t error_code) {
   strbuf_free(&call->outq);
   free(call->status_msg);
   free(call->authorization);
-  free(call->user_agent);
   free(call);
 }

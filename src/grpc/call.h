@@ -46,7 +46,7 @@ bool grpc_call_finished(const struct grpc_call *call);
 /* Monotonic deadline in ns from grpc-timeout; 0 when none. */
 uint64_t grpc_call_deadline(const struct grpc_call *call);
 /* Value of a request header (lower-case name), or NULL. Only headers the
- * layer keeps are available: authorization, user-agent. */
+ * layer keeps are available: authorization. */
 const char *grpc_call_header(const struct grpc_call *call, const char *name);
 
 #endif

@@ -25,7 +25,7 @@ struct grpc_call {
   unsigned n_requests;
   size_t header_bytes;
   uint64_t timeout_ns;
-  char *authorization, *user_agent;
+  char *authorization;
   bool is_post, content_type_ok, bad_timeout;
   bool dispatched, half_closed, ignore_input;
   /* Response side. */

@@ -102,8 +102,6 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
       call->bad_timeout = true;
   } else if (eq(name, namelen, "authorization") && !call->authorization) {
     call->authorization = dup_value(value, valuelen);
-  } else if (eq(name, namelen, "user-agent") && !call->user_agent) {
-    call->user_agent = dup_value(value, valuelen);
   }
   return 0;
 }
@@ -179,9 +177,8 @@ static ssize_t read_body(nghttp2_session *ng, int32_t stream_id, uint8_t *buf, s
 }
 
 int h2_submit_headers(struct grpc_call *call, int http_status, bool trailers_only) {
-  char status_text[4], grpc_status[12];
-  snprintf(status_text, sizeof status_text, "%d", http_status);
-  snprintf(grpc_status, sizeof grpc_status, "%d", call->status);
+  const char *status_text = http_status == 200 ? "200" : http_status == 405 ? "405" : "415";
+  const char *grpc_status = grpc_status_digits(call->status);
   struct strbuf enc = STRBUF_INIT;
   nghttp2_nv nv[6];
   size_t n = 0;

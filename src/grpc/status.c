@@ -200,3 +200,9 @@ void grpc_timeout_format(uint64_t ns, char out[16]) {
     }
   }
 }
+
+const char *grpc_status_digits(int code) {
+  static const char *const digits[GRPC_STATUS_COUNT] = {
+      "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16"};
+  return code >= 0 && code < GRPC_STATUS_COUNT ? digits[code] : digits[GRPC_UNKNOWN];
+}

@@ -29,6 +29,9 @@ enum grpc_status {
 };
 #define GRPC_STATUS_COUNT 17
 
+/* The decimal text of a status code ("0".."16") for grpc-status; "2" for
+ * out-of-range codes. Static storage: no formatting on the hot path. */
+const char *grpc_status_digits(int code);
 /* "OK", "NOT_FOUND", ...; "UNKNOWN" for out-of-range codes. */
 const char *grpc_status_name(int code);
 /* The status a negative errno maps to (ENOENT → NOT_FOUND, ...). */

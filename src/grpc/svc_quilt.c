@@ -13,16 +13,15 @@
 static void get_system_info(struct grpc_call *call, const ProtobufCMessage *req) {
   (void)req;
   struct quiltd *d = grpc_call_daemon(call);
-  const char *features[32];
   Quilt__V1__SystemInfo info = QUILT__V1__SYSTEM_INFO__INIT;
   info.version = (char *)QUILT_VERSION;
   info.kernel = d->kernel;
   info.cgroup_mode = d->cgroup_mode;
-  info.n_io_uring_features = qring_feature_names(&d->ring, features, ARRAY_SIZE(features));
-  info.io_uring_features = (char **)features;
+  info.n_io_uring_features = d->n_features;
+  info.io_uring_features = (char **)d->features;
   info.uptime_seconds = (clock_mono_ns() - d->start_mono_ns) / 1000000000ull;
   info.root_dir = (char *)(d->cfg.root_dir ? d->cfg.root_dir : "");
-  info.pid = (uint32_t)getpid();
+  info.pid = (uint32_t)d->pid;
   info.rootfs_driver = (char *)(d->overlay ? "overlay" : "directory");
   info.containers_total = d->n_containers;
   for (const struct container *c = d->containers; c; c = c->next)
