@@ -42,7 +42,6 @@ struct ctr_waiter {
 };
 
 static void on_status(struct qop *op, int res, uint32_t flags);
-static void on_exit_cqe(struct qop *op, int res, uint32_t flags);
 static void maybe_finish(struct container *c);
 
 /* ------------------------------------------------------------ helpers */
@@ -555,7 +554,6 @@ static int start(struct container *c, struct qerr *err) {
     if (out_fds[i] >= 0)
       close(out_fds[i]);
   c->status_op.fn = on_status;
-  c->wait_op.fn = on_exit_cqe;
   if (rc < 0 && c->pid > 0) {
     /* The child exists but was not released: it reports a failure on the
      * status pipe; keep the real reason for the record. */
@@ -599,23 +597,10 @@ void container_start_rpc(struct quiltd *d, struct grpc_call *call, struct contai
 
 /* ------------------------------------------------------------ running */
 
+static void on_exit_wait(struct qpidwait *w, const siginfo_t *si, int err);
+
 static void arm_wait(struct container *c) {
-  struct io_uring_sqe *sqe = qring_sqe(&c->d->ring);
-  if (c->d->ring.feat.waitid) {
-    /* IORING_OP_WAITID (6.7): liburing 2.3 has no helper, fill it by hand. */
-    memset(sqe, 0, sizeof *sqe);
-    sqe->opcode = 50;
-    sqe->fd = c->pidfd;
-    sqe->len = P_PIDFD;
-    sqe->addr2 = (uint64_t)(uintptr_t)&c->wait_info;
-    sqe->file_index = WEXITED;
-    c->wait_by_poll = false;
-  } else {
-    io_uring_prep_poll_add(sqe, c->pidfd, POLLIN);
-    c->wait_by_poll = true;
-  }
-  qop_bind(sqe, &c->wait_op);
-  c->wait_armed = true;
+  qpidwait_arm(&c->exit_wait, &c->d->ring, c->pidfd, on_exit_wait);
   c->busy = true;
 }
 
@@ -674,31 +659,16 @@ static void release_cgroup(struct container *c) {
   c->cg = NULL;
 }
 
-static void on_exit_cqe(struct qop *op, int res, uint32_t flags) {
-  (void)flags;
-  struct container *c = container_of(op, struct container, wait_op);
-  c->wait_armed = false;
-  siginfo_t si = c->wait_info;
-  if (c->wait_by_poll && res >= 0) {
-    memset(&si, 0, sizeof si);
-    res = waitid(P_PIDFD, (id_t)c->pidfd, &si, WEXITED | WNOHANG) < 0 ? -errno : 0;
-    if (res == 0 && si.si_pid == 0) { /* spurious wakeup */
-      arm_wait(c);
-      return;
-    }
-  }
-  if (res < 0) {
-    log_error("waiting for container %.12s: %s", c->id, strerror(-res));
-    memset(&si, 0, sizeof si);
-    si.si_code = CLD_KILLED;
-    si.si_status = SIGKILL;
-  }
+static void on_exit_wait(struct qpidwait *w, const siginfo_t *si, int err) {
+  struct container *c = container_of(w, struct container, exit_wait);
+  if (err < 0)
+    log_error("waiting for container %.12s: %s", c->id, strerror(-err));
   close(c->pidfd);
   c->pidfd = -1;
   qtimer_cancel(&c->d->timers, &c->stop_timer);
   bool was_failed = c->state == ST(FAILED);
   if (!was_failed) {
-    record_exit(c, &si);
+    record_exit(c, si);
     c->state = ST(EXITED);
     c->finished_ns = clock_real_ns();
   }

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "common/qerr.h"
+#include "io/pidwait.h"
 #include "io/ring.h"
 #include "io/timer.h"
 #include "quilt.pb-c.h"
@@ -38,6 +39,7 @@ struct container {
   struct container *prev, *next;   /* d->containers */
   struct quiltd *d;
   char id[65];
+  char image_id[65];               /* "" for a rootfs directory */
   char *name;                      /* "" when none */
   Quilt__V1__ContainerSpec *spec;  /* owned, unpacked */
   ctr_state state;
@@ -55,9 +57,7 @@ struct container {
   int status_fd;
   uint8_t status_buf[512];
   /* exit: waitid on the pidfd */
-  struct qop wait_op;
-  siginfo_t wait_info;
-  bool wait_armed, wait_by_poll;
+  struct qpidwait exit_wait;
   /* logs */
   struct log_pipe out, err;
   int log_fd;

@@ -168,6 +168,9 @@ int logs_open(struct container *c, int child_fds[2], struct qerr *err) {
     *pipes[i] = (struct log_pipe){.c = c, .fd = fds[0], .stream = i ? LOG_STDERR : LOG_STDOUT};
     pipes[i]->op.fn = on_pipe;
     child_fds[i] = fds[1];
+    /* Without a provided-buffer ring each pipe reads into its own buffer. */
+    if (!c->d->ring.have_bufs && !(pipes[i]->buf = malloc(PIPE_BUF_FALLBACK)))
+      return qerr_set(err, ENOMEM, "allocating a log buffer");
   }
   return 0;
 }

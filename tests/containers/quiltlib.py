@@ -154,7 +154,8 @@ class Daemon:
 
     def start(self, timeout=10.0):
         args = [os.environ["QUILTD"], "--socket", self.socket_path, "--root", self.root,
-                "--log-level", "info"] + self.extra_args
+                "--log-level", "info"] + self.extra_args + \
+            os.environ.get("QUILTD_EXTRA_ARGS", "").split()
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
