@@ -1,6 +1,7 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "io/conn.h"
 #include "runtime/cgroup.h"
 #include "runtime/container.h"
+#include "runtime/images.h"
 #include "runtime/logs.h"
 #include "runtime/rootfs.h"
 #include "runtime/store.h"
@@ -37,9 +39,10 @@ void quiltd_default_config(struct quiltd_config *cfg) {
       .handshake_timeout_ns = 10ull * 1000000000ull,
       .shutdown_grace_ns = 10ull * 1000000000ull,
       .rapid_reset_limit = 200,
-#ifdef QUILT_DEFAULT_ROOTFS
-      .default_rootfs = QUILT_DEFAULT_ROOTFS,
+#ifdef QUILT_DEFAULT_IMAGE
+      .default_image = QUILT_DEFAULT_IMAGE,
 #endif
+      .image_max_bytes = 16ull << 30,
       .log_max_bytes = 256ull * 1024 * 1024,
       .userns_base = 100000,
       .userns_count = 65536,
@@ -98,6 +101,48 @@ static int open_listeners(struct quiltd *d, struct qerr *err) {
   return 0;
 }
 
+/* quilt-extract lives next to quiltd (build tree and install alike). */
+static void helper_path(char *out, size_t cap) {
+  char self[PATH_MAX - 16];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  self[n > 0 ? n : 0] = 0;
+  char *slash = strrchr(self, '/');
+  if (slash)
+    *slash = 0;
+  snprintf(out, cap, "%s/quilt-extract", self);
+}
+
+/* The image store, and the built-in image imported on first start. */
+static int open_images(struct quiltd *d, struct qerr *err) {
+  char dir[PATH_MAX], helper[PATH_MAX];
+  /* The build tree's image, else the installed one. */
+  if (d->cfg.default_image && access(d->cfg.default_image, R_OK) < 0 &&
+      access(QUILT_INSTALLED_IMAGE, R_OK) == 0)
+    d->cfg.default_image = QUILT_INSTALLED_IMAGE;
+  snprintf(dir, sizeof dir, "%s/images", d->cfg.root_dir);
+  if (d->cfg.extract_helper)
+    snprintf(helper, sizeof helper, "%s", d->cfg.extract_helper);
+  else
+    helper_path(helper, sizeof helper);
+  if (image_store_open(&d->images, dir, helper, d->cfg.image_max_bytes, err) < 0)
+    return qerr_wrap(err, "opening the image store");
+  struct image_info info = {0};
+  struct qerr miss = QERR_INIT;
+  if (!d->cfg.default_image || image_lookup(d->images, DEFAULT_IMAGE_TAG, &info, &miss) == 0) {
+    image_info_free(&info);
+    return 0;
+  }
+  const char *tags[] = {DEFAULT_IMAGE_TAG};
+  bool cached;
+  struct qerr ierr = QERR_INIT;
+  if (image_import_file(d->images, d->cfg.default_image, tags, 1, &info, &cached, &ierr) < 0)
+    log_warn("built-in image %s not imported: %s", d->cfg.default_image, ierr.msg);
+  else
+    log_info("imported the built-in image %s as %.12s", DEFAULT_IMAGE_TAG, info.id);
+  image_info_free(&info);
+  return 0;
+}
+
 /* State, cgroups and the containers a previous run left behind. */
 static int open_runtime(struct quiltd *d, struct qerr *err) {
   char path[4096];
@@ -117,6 +162,8 @@ static int open_runtime(struct quiltd *d, struct qerr *err) {
     log_warn("cgroups unavailable, containers run without limits: %s", cgerr.msg);
     d->cgm = NULL;
   }
+  if (open_images(d, err) < 0)
+    return err->code;
   d->overlay = rootfs_overlay_supported();
   if (!d->overlay)
     log_warn("overlayfs unavailable: containers share their rootfs directory");
@@ -191,6 +238,11 @@ int quiltd_run(struct quiltd *d, struct qerr *err) {
     if (rc < 0)
       return qerr_set(err, rc, "io_uring wait: %s", strerror(-rc));
     conn_flush_dirty(d);
+    if (d->deferred) {
+      io_uring_submit(&d->ring.ring); /* replies first, then the slow cleanup */
+      containers_run_deferred(d);
+      conn_flush_dirty(d);
+    }
     if (d->shutting_down && d->n_conns == 0 && (d->grace_over || !runtime_busy(d)))
       d->done = true;
   }
@@ -206,6 +258,9 @@ void quiltd_free(struct quiltd *d) {
   if (d->cgm)
     cgroup_manager_free(d->cgm);
   d->cgm = NULL;
+  if (d->images)
+    image_store_close(d->images);
+  d->images = NULL;
   strbuf_free(&d->log_scratch);
   listener_close(&d->unix_l);
   listener_close(&d->tcp_l);

@@ -20,6 +20,7 @@ struct watcher;
 struct container;
 struct store;
 struct cgroup_manager;
+struct image_store;
 
 /* How an auto-removed container ended, kept so a WaitContainer that arrives
  * after the removal still gets its answer. */
@@ -29,6 +30,8 @@ struct tombstone {
   bool oom_killed;
 };
 #define TOMBSTONES 1024
+/* The built-in image's tag; containers that name no image use it. */
+#define DEFAULT_IMAGE_TAG "busybox:latest"
 
 struct quiltd_config {
   const char *socket_path;     /* Unix listener; NULL or "" to disable */
@@ -44,6 +47,9 @@ struct quiltd_config {
   unsigned rapid_reset_limit;  /* client resets tolerated per second */
   bool io_uring_compat;        /* use only what kernel 5.15 offers */
   const char *default_rootfs;  /* rootfs directory used when a spec names no image */
+  const char *default_image;   /* tarball imported as busybox:latest at first start */
+  const char *extract_helper;  /* quilt-extract; NULL: next to quiltd */
+  uint64_t image_max_bytes;    /* an archive may expand to at most this much */
   const char *cgroup_parent;   /* NULL: beneath the daemon's own cgroup */
   uint64_t log_max_bytes;      /* rotate a container log past this size; 0: never */
   uid_t userns_base;           /* user namespaces: container root = this host id */
@@ -69,11 +75,13 @@ struct quiltd {
   struct watch_list watchers;
   struct container *containers;
   unsigned n_containers;
+  struct container *deferred;  /* exited; cleanup after the replies left */
   struct store *store;
   unsigned events_since_trim;
   struct tombstone tombstones[TOMBSTONES];
   unsigned next_tombstone;
   struct cgroup_manager *cgm;  /* NULL when cgroups are unusable */
+  struct image_store *images;  /* NULL when the store could not open */
   bool overlay;                /* per-container overlay over the image */
   struct strbuf log_scratch;   /* reused buffer for encoding log lines */
   struct qtimer shutdown_timer;

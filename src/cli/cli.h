@@ -105,5 +105,10 @@ extern const struct cli_command cli_cmd_rm;
 extern const struct cli_command cli_cmd_wait;
 extern const struct cli_command cli_cmd_events;
 extern const struct cli_command cli_cmd_stats;
+extern const struct cli_command cli_cmd_import;
+extern const struct cli_command cli_cmd_images;
+extern const struct cli_command cli_cmd_image;
+extern const struct cli_command cli_cmd_rmi;
+extern const struct cli_command cli_cmd_prune;
 
 #endif

@@ -49,8 +49,14 @@ struct qclient {
 struct qcall {
   nghttp2_session *session;
   int32_t stream_id;
-  const uint8_t *body; /* framed request message */
+  const uint8_t *body; /* framed request message (the current one, streaming) */
   size_t body_len, body_off;
+  /* Client-streaming requests: where the next message comes from, and the
+   * buffer it is framed into. NULL for unary and server-streaming calls. */
+  qclient_next_fn next_msg;
+  void *next_arg;
+  uint8_t *req_buf;
+  size_t req_cap;
 
   const ProtobufCMessageDescriptor *desc;
   qclient_msg_fn on_msg; /* NULL for unary calls */
@@ -381,6 +387,21 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id,
   return 0;
 }
 
+/* A streaming request whose answer is complete (the server ended its side,
+ * e.g. with an error) while we still have messages to send: nobody will
+ * read them, and the server may never open its window again, so stop. */
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *user_data) {
+  (void)user_data;
+  if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+      !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+    return 0;
+  struct qcall *call = stream_call(s, frame->hd.stream_id);
+  if (call && call->next_msg && !call->aborted &&
+      !nghttp2_session_get_stream_local_close(s, frame->hd.stream_id))
+    nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+  return 0;
+}
+
 static int on_stream_close(nghttp2_session *s, int32_t stream_id, uint32_t error_code,
                            void *user_data) {
   (void)user_data;
@@ -392,16 +413,74 @@ static int on_stream_close(nghttp2_session *s, int32_t stream_id, uint32_t error
   return 0;
 }
 
+/* Frames the next request message of a streaming call into req_buf.
+ * 1: body points at it; 0: no more; < 0: the call was aborted. */
+static int next_request(struct qcall *call) {
+  const ProtobufCMessage *m = NULL;
+  int rc = call->next_msg(call->next_arg, &m);
+  if (rc == 0)
+    return 0;
+  if (rc > 0 && !m)
+    rc = -EINVAL;
+  if (rc < 0) {
+    if (call->err->code != 0) {
+      /* The callback filled err itself; keep its message, just reset. */
+      call->aborted = true;
+      nghttp2_submit_rst_stream(call->session, NGHTTP2_FLAG_NONE, call->stream_id,
+                                NGHTTP2_CANCEL);
+    } else {
+      call_abort(call, GRPC_CANCELLED, "call cancelled");
+      call->err->code = rc;
+    }
+    return rc;
+  }
+  size_t len = protobuf_c_message_get_packed_size(m);
+  if (len > UINT32_MAX) {
+    call_abort(call, GRPC_INVALID_ARGUMENT, "request message too large");
+    call->err->code = -EMSGSIZE;
+    return -EMSGSIZE;
+  }
+  if (GRPC_FRAME_HEADER + len > call->req_cap) {
+    uint8_t *p = realloc(call->req_buf, GRPC_FRAME_HEADER + len);
+    if (!p) {
+      call_abort(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+      call->err->code = -ENOMEM;
+      return -ENOMEM;
+    }
+    call->req_buf = p;
+    call->req_cap = GRPC_FRAME_HEADER + len;
+  }
+  grpc_frame_header(call->req_buf, false, (uint32_t)len);
+  protobuf_c_message_pack(m, call->req_buf + GRPC_FRAME_HEADER);
+  call->body = call->req_buf;
+  call->body_len = GRPC_FRAME_HEADER + len;
+  call->body_off = 0;
+  return 1;
+}
+
 static ssize_t read_body(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t length,
                          uint32_t *data_flags, nghttp2_data_source *source, void *user_data) {
   (void)s, (void)stream_id, (void)user_data;
   struct qcall *call = source->ptr;
+  /* Streaming: produce the next message once the current one is out. The
+   * client blocks anyway, so doing it here, as the window allows, is simplest. */
+  while (call->next_msg && call->body_off == call->body_len && !call->aborted) {
+    int rc = next_request(call);
+    if (rc < 0)
+      return NGHTTP2_ERR_DEFERRED; /* the stream is being reset */
+    if (rc == 0) {
+      call->next_msg = NULL;
+      break;
+    }
+  }
+  if (call->aborted)
+    return NGHTTP2_ERR_DEFERRED;
   size_t n = call->body_len - call->body_off;
   if (n > length)
     n = length;
   memcpy(buf, call->body + call->body_off, n);
   call->body_off += n;
-  if (call->body_off == call->body_len)
+  if (call->body_off == call->body_len && !call->next_msg)
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;
   return (ssize_t)n;
 }
@@ -502,6 +581,7 @@ static int new_session(struct qclient *c, struct qerr *err) {
   nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
   int r = nghttp2_session_client_new(&c->session, cbs, c);
   nghttp2_session_callbacks_del(cbs);
   if (r != 0)
@@ -685,7 +765,7 @@ static int run_call(struct qclient *c, struct qcall *call, const char *path,
     return qerr_status(err, GRPC_UNAVAILABLE, ENOTCONN, "connection to quiltd at %s is broken",
                        c->target);
   cleanup_free uint8_t *body = NULL;
-  int r = pack_request(req, &body, &call->body_len, err);
+  int r = req ? pack_request(req, &body, &call->body_len, err) : 0;
   if (r < 0)
     return r;
   call->body = body;
@@ -702,6 +782,7 @@ static int run_call(struct qclient *c, struct qcall *call, const char *path,
   /* The stream may outlive us after a transport error: unhook our stack. */
   if (!call->closed && call->stream_id > 0)
     nghttp2_session_set_stream_user_data(c->session, call->stream_id, NULL);
+  free(call->req_buf);
   return r;
 }
 
@@ -725,4 +806,12 @@ int qclient_stream(struct qclient *c, const char *method_path, const ProtobufCMe
                    void *arg, uint64_t timeout_ns, struct qerr *err) {
   struct qcall call = {.desc = resp_desc, .on_msg = on_msg, .arg = arg};
   return run_call(c, &call, method_path, req, timeout_ns, err);
+}
+
+int qclient_bidi(struct qclient *c, const char *method_path, qclient_next_fn next_msg,
+                 void *next_arg, const ProtobufCMessageDescriptor *resp_desc,
+                 qclient_msg_fn on_msg, void *arg, uint64_t timeout_ns, struct qerr *err) {
+  struct qcall call = {.desc = resp_desc, .on_msg = on_msg, .arg = arg,
+                       .next_msg = next_msg, .next_arg = next_arg};
+  return run_call(c, &call, method_path, NULL, timeout_ns, err);
 }

@@ -62,6 +62,25 @@ int qclient_stream(struct qclient *c, const char *method_path, const ProtobufCMe
                    const ProtobufCMessageDescriptor *resp_desc, qclient_msg_fn on_msg,
                    void *arg, uint64_t timeout_ns, struct qerr *err);
 
+/* Supplies the request messages of a client- or bidi-streaming call, called
+ * as HTTP/2 flow control lets the client send more. Return 1 with *msg set
+ * (the caller's: it is packed at once and need only stay valid until the
+ * callback is called again or the call ends), 0 when there are no more (the
+ * client then half-closes the stream), or a negative value to cancel the
+ * call (RST_STREAM CANCEL), which qclient_bidi returns; fill `err` via `arg`
+ * for your own message, otherwise it reads "call cancelled". */
+typedef int (*qclient_next_fn)(void *arg, const ProtobufCMessage **msg);
+
+/* A bidirectional (or client-streaming) call: requests come from next_msg,
+ * responses go to on_msg as in qclient_stream. Returns 0 once the server
+ * ends the stream with grpc-status OK, or when on_msg stopped it with a
+ * positive value. If the server ends the call before next_msg said there
+ * are no more, the rest is not sent (the stream is reset with NO_ERROR) and
+ * the server's status is the result. */
+int qclient_bidi(struct qclient *c, const char *method_path, qclient_next_fn next_msg,
+                 void *next_arg, const ProtobufCMessageDescriptor *resp_desc,
+                 qclient_msg_fn on_msg, void *arg, uint64_t timeout_ns, struct qerr *err);
+
 /* Sends GOAWAY (best effort), closes the socket and frees everything.
  * NULL is fine. */
 void qclient_close(struct qclient *c);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/ctr.h"
@@ -275,6 +276,55 @@ static int parse_spec(struct cli_ctx *ctx, int argc, char **argv, struct spec_bu
   return check_spec(ctx, b, argc, argv);
 }
 
+/* ------------------------------------------------------------ --image */
+
+static bool explicit_relative(const char *p) {
+  return strcmp(p, ".") == 0 || strcmp(p, "..") == 0 || strncmp(p, "./", 2) == 0 ||
+         strncmp(p, "../", 3) == 0;
+}
+
+/* --image names an image (NAME[:TAG], an id or prefix: the daemon resolves
+ * it), a rootfs directory or a tarball. A tarball here: over a local socket
+ * its absolute path (the daemon imports it on the fly, cached by digest);
+ * over TCP the daemon cannot see it, so upload it first and use the id. A
+ * local directory given as ./DIR or ../DIR is made absolute the same way.
+ * Returns -1 to go on, or an exit code after printing why not. */
+static int resolve_image_file(struct cli_ctx *ctx, struct spec_build *b) {
+  const char *ref = b->spec.image;
+  struct stat st;
+  if (!ref || !ref[0] || stat(ref, &st) < 0)
+    return -1;
+  bool local = cli_target_is_local(ctx);
+  if (S_ISDIR(st.st_mode) && local && ref[0] != '/' && explicit_relative(ref)) {
+    char *abs = own(b, realpath(ref, NULL));
+    if (abs)
+      b->spec.image = abs;
+    return -1;
+  }
+  if (!S_ISREG(st.st_mode))
+    return -1;
+  if (local) {
+    char *abs = own(b, realpath(ref, NULL));
+    if (!abs) {
+      struct qerr err = QERR_INIT;
+      qerr_errno(&err, "%s", ref);
+      return cli_error(ctx->cmd->name, &err);
+    }
+    b->spec.image = abs;
+    return -1;
+  }
+  Quilt__V1__Image *img;
+  bool cached;
+  if (image_import(ctx, ref, NULL, 0, true, &img, &cached) != CLI_EXIT_OK)
+    return CLI_EXIT_FAIL;
+  char *id = own(b, strdup(img->id));
+  protobuf_c_message_free_unpacked(&img->base, NULL);
+  if (!id)
+    return oom(ctx);
+  b->spec.image = id;
+  return -1;
+}
+
 /* ------------------------------------------------------------ calls */
 
 /* CreateContainer; *resp is a CreateContainerResponse with a container. */
@@ -303,6 +353,8 @@ static int run_create(struct cli_ctx *ctx, int argc, char **argv) {
   if (spec_init(&b, argc) < 0)
     return oom(ctx);
   int rc = parse_spec(ctx, argc, argv, &b);
+  if (rc < 0)
+    rc = resolve_image_file(ctx, &b);
   if (rc < 0) {
     struct qerr err = QERR_INIT;
     cleanup_msg ProtobufCMessage *resp = NULL;
@@ -432,6 +484,8 @@ static int run_run(struct cli_ctx *ctx, int argc, char **argv) {
     return oom(ctx);
   b.is_run = true;
   int rc = parse_spec(ctx, argc, argv, &b);
+  if (rc < 0 && resolve_image_file(ctx, &b) >= 0)
+    rc = RUN_EXIT_FAILED;
   if (rc >= 0) {
     spec_free(&b);
     return rc;
@@ -456,8 +510,13 @@ static int run_run(struct cli_ctx *ctx, int argc, char **argv) {
 /* ------------------------------------------------------------ commands */
 
 #define SPEC_OPTIONS                                                                         \
-  "      --image PATH         rootfs directory or tarball on the daemon's host, or an\n"     \
-  "                           image (default: the daemon's built-in rootfs)\n"               \
+  "      --image IMAGE        an image: NAME[:TAG], an id or a unique id prefix (see\n"     \
+  "                           'images'); or a rootfs directory or tarball (default:\n"      \
+  "                           the built-in busybox:latest). A tarball FILE here is\n"       \
+  "                           imported on the fly: over a local socket the daemon\n"       \
+  "                           reads its absolute path; over TCP it is uploaded first\n"    \
+  "                           (like 'import --upload FILE'). Other paths are on the\n"     \
+  "                           daemon's host\n"                                              \
   "      --name NAME          a unique name to use instead of the id\n"                      \
   "      --command \"CMD\"      run CMD with /bin/sh -c (instead of -- PROGRAM ARGS...)\n"   \
   "  -e, --env KEY=VALUE      set an environment variable (repeatable); -e KEY passes\n"     \

@@ -95,4 +95,19 @@ int parse_since(const char *s, int64_t now_ns, int64_t *out_ns);
 int logs_copy(struct cli_ctx *ctx, const Quilt__V1__StreamLogsRequest *req, bool timestamps,
               struct qerr *err);
 
+/* ------------------------------------------------------------ images (cmd_images.c) */
+
+/* Whether the daemon is reached over a Unix socket (and so sees our files). */
+bool cli_target_is_local(const struct cli_ctx *ctx);
+
+/* Imports the archive FILE (a local path; "-": stdin) with these tags: over
+ * a local socket and without `upload`, ImportImage with its absolute path
+ * (the daemon reads it); otherwise UploadImage with its bytes. Draws a
+ * progress bar on stderr when that is a terminal. No deadline unless
+ * --timeout. Returns CLI_EXIT_OK with *image (free it with
+ * protobuf_c_message_free_unpacked) and *cached, or CLI_EXIT_FAIL after
+ * printing why. */
+int image_import(struct cli_ctx *ctx, const char *file, char **tags, size_t n_tags,
+                 bool upload, Quilt__V1__Image **image, bool *cached);
+
 #endif

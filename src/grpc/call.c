@@ -30,6 +30,19 @@ struct quiltd *grpc_call_daemon(const struct grpc_call *call) {
 
 bool grpc_call_finished(const struct grpc_call *call) { return call->finished; }
 
+void grpc_call_set_data(struct grpc_call *call, void *data) { call->user_data = data; }
+void *grpc_call_data_of(const struct grpc_call *call) { return call->user_data; }
+
+void grpc_call_hold_input(struct grpc_call *call) { call->hold_input = true; }
+
+void grpc_call_release_input(struct grpc_call *call) {
+  if (call->closed || call->unconsumed == 0)
+    return;
+  nghttp2_session_consume(h2_nghttp2(call->sess), call->stream_id, call->unconsumed);
+  call->unconsumed = 0;
+  h2_wake(call->sess);
+}
+
 uint64_t grpc_call_deadline(const struct grpc_call *call) {
   return call->timeout_ns ? call->start_ns + call->timeout_ns : 0;
 }
@@ -301,6 +314,9 @@ void grpc_call_closed(struct grpc_call *call, uint32_t error_code) {
     record(call, GRPC_CANCELLED);
   call->closed = true;
   cancel_handler(call);
+  /* Credit still held by the stream belongs to the connection window. */
+  if (call->unconsumed)
+    nghttp2_session_consume_connection(h2_nghttp2(call->sess), call->unconsumed);
   if (qtimer_pending(&call->deadline))
     qtimer_cancel(&d->timers, &call->deadline);
   if (call->request)

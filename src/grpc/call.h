@@ -43,6 +43,14 @@ void grpc_call_on_cancel(struct grpc_call *call, grpc_call_fn fn, void *arg);
  * call is finished. */
 void grpc_call_on_writable(struct grpc_call *call, grpc_call_fn fn, void *arg);
 bool grpc_call_finished(const struct grpc_call *call);
+/* A handler's own state for the call (streaming requests). */
+void grpc_call_set_data(struct grpc_call *call, void *data);
+void *grpc_call_data_of(const struct grpc_call *call);
+/* Streaming requests: stop returning HTTP/2 flow-control credit for the
+ * bytes received until grpc_call_release_input, so a client cannot send
+ * faster than the handler passes its data on. */
+void grpc_call_hold_input(struct grpc_call *call);
+void grpc_call_release_input(struct grpc_call *call);
 /* Monotonic deadline in ns from grpc-timeout; 0 when none. */
 uint64_t grpc_call_deadline(const struct grpc_call *call);
 /* Value of a request header (lower-case name), or NULL. Only headers the

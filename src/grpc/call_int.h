@@ -28,6 +28,9 @@ struct grpc_call {
   char *authorization;
   bool is_post, content_type_ok, bad_timeout;
   bool dispatched, half_closed, ignore_input;
+  bool hold_input;                /* DATA is consumed by grpc_call_release_input */
+  size_t unconsumed;
+  void *user_data;
   /* Response side. */
   struct strbuf outq;
   bool headers_sent, finished, deferred, closed;

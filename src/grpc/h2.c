@@ -141,11 +141,18 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
 
 static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t stream_id,
                          const uint8_t *data, size_t len, void *ud) {
-  (void)ng;
   (void)flags;
   struct grpc_call *call = call_of(ud, stream_id);
   if (call)
     grpc_call_data(call, data, len);
+  /* Flow control is ours: bytes count as consumed once handled, except for
+   * calls that hold their input until they have passed it on (uploads). */
+  if (call && call->hold_input)
+    call->unconsumed += len;
+  else if (call)
+    nghttp2_session_consume(ng, stream_id, len);
+  else
+    nghttp2_session_consume_connection(ng, len);
   return 0;
 }
 
@@ -244,6 +251,7 @@ int h2_session_new(struct conn *c, struct h2_session **out, struct qerr *err) {
     return qerr_set(err, ENOMEM, "allocating nghttp2 callbacks");
   }
   nghttp2_option_set_max_send_header_block_length(opt, 64 * 1024);
+  nghttp2_option_set_no_auto_window_update(opt, 1);
   int rc = nghttp2_session_server_new2(&s->ng, cb, s, opt);
   nghttp2_session_callbacks_del(cb);
   nghttp2_option_del(opt);

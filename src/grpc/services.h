@@ -24,4 +24,14 @@ void rpc_wait(struct grpc_call *call, const ProtobufCMessage *req);
 void rpc_logs(struct grpc_call *call, const ProtobufCMessage *req);
 void rpc_stats(struct grpc_call *call, const ProtobufCMessage *req);
 
+/* Image methods (svc_images.c). */
+void rpc_import_image(struct grpc_call *call, const ProtobufCMessage *req);
+void rpc_upload_image(struct grpc_call *call, const ProtobufCMessage *req);
+void rpc_upload_image_done(struct grpc_call *call);
+void rpc_list_images(struct grpc_call *call, const ProtobufCMessage *req);
+void rpc_remove_image(struct grpc_call *call, const ProtobufCMessage *req);
+void rpc_prune_images(struct grpc_call *call, const ProtobufCMessage *req);
+/* Containers (any state) created from the image. */
+unsigned images_in_use(const struct quiltd *d, const char *image_id);
+
 #endif

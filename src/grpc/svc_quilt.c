@@ -9,6 +9,7 @@
 #include "grpc/registry.h"
 #include "grpc/services.h"
 #include "runtime/container.h"
+#include "runtime/images.h"
 
 static void get_system_info(struct grpc_call *call, const ProtobufCMessage *req) {
   (void)req;
@@ -24,6 +25,7 @@ static void get_system_info(struct grpc_call *call, const ProtobufCMessage *req)
   info.pid = (uint32_t)d->pid;
   info.rootfs_driver = (char *)(d->overlay ? "overlay" : "directory");
   info.containers_total = d->n_containers;
+  info.images = d->images ? (uint32_t)image_count(d->images) : 0;
   for (const struct container *c = d->containers; c; c = c->next)
     info.containers_running += container_is_active(c);
   grpc_call_reply(call, &info.base);
@@ -55,9 +57,12 @@ static const struct grpc_method methods[] = {
     M("WatchEvents", GRPC_SERVER_STREAM, watch_events_request, events_watch),
     M("GetStats", GRPC_UNARY, get_stats_request, rpc_stats),
     M("Exec", GRPC_UNARY, exec_request, not_yet),
-    M("ImportImage", GRPC_UNARY, import_image_request, not_yet),
-    M("ListImages", GRPC_UNARY, list_images_request, not_yet),
-    M("RemoveImage", GRPC_UNARY, remove_image_request, not_yet),
+    M("ImportImage", GRPC_SERVER_STREAM, import_image_request, rpc_import_image),
+    {"/quilt.v1.Quilt/UploadImage", GRPC_BIDI, &quilt__v1__upload_image_chunk__descriptor,
+     rpc_upload_image, rpc_upload_image_done},
+    M("ListImages", GRPC_UNARY, list_images_request, rpc_list_images),
+    M("RemoveImage", GRPC_UNARY, remove_image_request, rpc_remove_image),
+    M("PruneImages", GRPC_UNARY, prune_images_request, rpc_prune_images),
     M("GetSystemInfo", GRPC_UNARY, get_system_info_request, get_system_info),
 };
 

@@ -502,7 +502,13 @@ int cgroup_oom_kills(struct cgroup *cg, uint64_t *count, struct qerr *err) {
 
 const char *cgroup_events_path(const struct cgroup *cg) { return cg->events_path; }
 
-int cgroup_kill_all(struct cgroup *cg, struct qerr *err) { return cg->ops->kill_all(cg, err); }
+int cgroup_kill_all(struct cgroup *cg, struct qerr *err) {
+  /* The usual case at exit: PID 1 took everything with it. Freezing an
+   * empty v1 cgroup still costs a kernel text patch, so skip it all. */
+  if (cg->ops->nprocs(cg) == 0)
+    return 0;
+  return cg->ops->kill_all(cg, err);
+}
 
 int cgroup_nprocs(struct cgroup *cg) { return cg->ops->nprocs(cg); }
 

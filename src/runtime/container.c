@@ -20,6 +20,7 @@
 #include "grpc/call.h"
 #include "grpc/services.h"
 #include "runtime/cgroup.h"
+#include "runtime/images.h"
 #include "runtime/logs.h"
 #include "runtime/spawn.h"
 #include "runtime/store.h"
@@ -93,7 +94,7 @@ static void persist(struct container *c) {
       .pid = c->pid, .exit_code = c->exit_code, .exit_signal = c->exit_signal,
       .oom_killed = c->oom_killed, .failure = c->failure ? c->failure : "",
       .created_ns = c->created_ns, .started_ns = c->started_ns, .finished_ns = c->finished_ns,
-      .image_id = "", .rootfs = c->rootfs.merged};
+      .image_id = c->image_id, .rootfs = c->rootfs.merged};
   struct qerr err = QERR_INIT;
   if (store_put_container(c->d->store, &r, &err) < 0)
     log_warn("saving container %.12s: %s", c->id, err.msg);
@@ -113,7 +114,7 @@ void container_to_pb(const struct container *c, Quilt__V1__Container *out) {
   out->created_at_ns = c->created_ns;
   out->started_at_ns = c->started_ns;
   out->finished_at_ns = c->finished_ns;
-  out->image_id = (char *)"";
+  out->image_id = (char *)c->image_id;
 }
 
 /* ------------------------------------------------------------ waiters */
@@ -366,24 +367,42 @@ static void unlink_container(struct quiltd *d, struct container *c) {
 
 static int start(struct container *c, struct qerr *err);
 
+/* Lets the namespace's root (host gid `gid`) search every directory above
+ * `path`: directories quiltd owns (under its root dir) get that group and
+ * g+x; the image store keeps others out (its trees hold setuid programs).
+ * Processes inside never see these paths: only the overlay mount, done
+ * before pivot_root, walks them. Anything else must already be o+x. */
+static int let_userns_through(struct quiltd *d, const char *path, gid_t gid, struct qerr *err) {
+  char p[PATH_MAX + 2];
+  size_t rlen = strlen(d->cfg.root_dir);
+  snprintf(p, sizeof p, "%s", path);
+  for (char *slash = strrchr(p, '/'); slash && slash != p; slash = strrchr(p, '/')) {
+    *slash = 0;
+    struct stat st;
+    if (stat(p, &st) < 0 || (st.st_mode & S_IXOTH))
+      continue;
+    bool ours = strncmp(p, d->cfg.root_dir, rlen) == 0 && (p[rlen] == '/' || p[rlen] == 0);
+    if (!ours)
+      return qerr_status(err, GRPC_FAILED_PRECONDITION, EACCES,
+                         "user namespaces need %s to be searchable by others (chmod o+x)", p);
+    if ((st.st_gid != gid && chown(p, (uid_t)-1, gid) < 0) ||
+        ((st.st_mode & S_IXGRP) == 0 && chmod(p, (st.st_mode & 07777) | S_IXGRP) < 0))
+      return qerr_errno(err, "opening %s to user-namespaced containers", p);
+  }
+  return 0;
+}
+
 /* In a user namespace the container's root is an unprivileged host id:
- * its writable layer must belong to it, and its directory be searchable. */
+ * its writable layer must belong to it, and the way to its layers be open. */
 static int own_rootfs(struct container *c, struct qerr *err) {
   uid_t id = c->d->cfg.userns_base;
   if (chmod(c->dir, 0711) < 0)
     return qerr_errno(err, "chmod %s", c->dir);
-  /* Every directory above must let "others" search it, or the overlay
-   * mount inside the namespace fails with a bare EACCES. */
-  char path[PATH_MAX];
-  snprintf(path, sizeof path, "%s", c->dir);
-  for (char *slash = strrchr(path, '/'); slash && slash != path; slash = strrchr(path, '/')) {
-    *slash = 0;
-    struct stat st;
-    if (stat(path, &st) == 0 && !(st.st_mode & S_IXOTH))
-      return qerr_status(err, GRPC_FAILED_PRECONDITION, EACCES,
-                         "user namespaces need %s to be searchable by others (chmod o+x)",
-                         path);
-  }
+  char probe[PATH_MAX + 2];
+  snprintf(probe, sizeof probe, "%s/.", c->rootfs.overlay ? c->rootfs.lower : c->rootfs.merged);
+  if (let_userns_through(c->d, c->dir, id, err) < 0 ||
+      let_userns_through(c->d, probe, id, err) < 0)
+    return err->code;
   if (!c->rootfs.overlay)
     return 0;
   const char *dirs[] = {c->rootfs.upper, c->rootfs.work, c->rootfs.merged};
@@ -391,6 +410,35 @@ static int own_rootfs(struct container *c, struct qerr *err) {
     if (chown(dirs[i], id, id) < 0)
       return qerr_errno(err, "chown %s", dirs[i]);
   return 0;
+}
+
+/* Where the container's files come from: an image of the store (by tag,
+ * id or prefix), a rootfs directory, or a tarball imported on the spot
+ * (cached by digest). No image: the built-in one. */
+static int resolve_image(struct quiltd *d, const char *ref, char rootfs[PATH_MAX],
+                         char image_id[65], struct qerr *err) {
+  if (!ref[0] && d->cfg.default_rootfs)
+    ref = d->cfg.default_rootfs;
+  if (!ref[0])
+    ref = DEFAULT_IMAGE_TAG;
+  struct stat st;
+  if (ref[0] == '/' && stat(ref, &st) == 0 && S_ISDIR(st.st_mode)) {
+    snprintf(rootfs, PATH_MAX, "%s", ref);
+    return 0;
+  }
+  if (!d->images)
+    return qerr_status(err, GRPC_FAILED_PRECONDITION, ENOSYS,
+                       "image \"%s\": the image store is not available", ref);
+  struct image_info info = {0};
+  bool cached;
+  int rc = ref[0] == '/' ? image_import_file(d->images, ref, NULL, 0, &info, &cached, err)
+                         : image_lookup(d->images, ref, &info, err);
+  if (rc == 0) {
+    snprintf(rootfs, PATH_MAX, "%s", info.rootfs);
+    memcpy(image_id, info.id, 65);
+  }
+  image_info_free(&info);
+  return rc;
 }
 
 void container_create(struct quiltd *d, struct grpc_call *call,
@@ -402,10 +450,9 @@ void container_create(struct quiltd *d, struct grpc_call *call,
     grpc_call_fail(call, &err);
     return;
   }
-  const char *image = spec->image[0] ? spec->image : d->cfg.default_rootfs;
-  if (!image || !image[0]) {
-    grpc_call_finish(call, GRPC_FAILED_PRECONDITION,
-                     "no image given and quiltd has no default rootfs (--default-rootfs)");
+  char rootfs[PATH_MAX], image_id[65] = "";
+  if (resolve_image(d, spec->image, rootfs, image_id, &err) < 0) {
+    grpc_call_fail(call, &err);
     return;
   }
   struct container *c = container_alloc(d, spec, &err);
@@ -413,8 +460,9 @@ void container_create(struct quiltd *d, struct grpc_call *call,
     grpc_call_fail(call, &err);
     return;
   }
+  memcpy(c->image_id, image_id, sizeof c->image_id);
   if (mkdir_p(c->dir, 0700, &err) < 0 ||
-      rootfs_prepare(image, c->dir, d->overlay, &c->rootfs, &err) < 0) {
+      rootfs_prepare(rootfs, c->dir, d->overlay, &c->rootfs, &err) < 0) {
     struct qerr ignore = QERR_INIT;
     rm_rf(c->dir, &ignore);
     container_free(c);
@@ -672,8 +720,6 @@ static void on_exit_wait(struct qpidwait *w, const siginfo_t *si, int err) {
     c->state = ST(EXITED);
     c->finished_ns = clock_real_ns();
   }
-  release_cgroup(c);
-  c->busy = false;
   if (!was_failed) {
     persist(c);
     char detail[32];
@@ -683,7 +729,21 @@ static void on_exit_wait(struct qpidwait *w, const siginfo_t *si, int err) {
     publish(c, EV(EXITED), detail);
   }
   wake(c, 1u << W_STOP | 1u << W_WAIT, NULL);
-  maybe_finish(c);
+  /* The answers go out first; removing the cgroup (and an auto-remove's
+   * files) waits until they are submitted: containers_run_deferred. */
+  c->defer_next = c->d->deferred;
+  c->d->deferred = c;
+}
+
+void containers_run_deferred(struct quiltd *d) {
+  while (d->deferred) {
+    struct container *c = d->deferred;
+    d->deferred = c->defer_next;
+    c->defer_next = NULL;
+    release_cgroup(c);
+    c->busy = false;
+    maybe_finish(c);
+  }
 }
 
 /* ------------------------------------------------------------ stop, kill */
@@ -829,6 +889,7 @@ static int restore_one(void *arg, const struct container_record *r) {
   c->pidfd = c->status_fd = c->log_fd = -1;
   c->out.fd = c->err.fd = -1;
   snprintf(c->id, sizeof c->id, "%s", r->id);
+  snprintf(c->image_id, sizeof c->image_id, "%s", r->image_id);
   c->name = strdup(r->name);
   c->state = r->state;
   c->exit_code = r->exit_code;

@@ -69,6 +69,7 @@ struct container {
   struct qtimer stop_timer;
   bool removing;                   /* remove once exited */
   bool busy;                       /* an operation holds it: do not free */
+  struct container *defer_next;    /* d->deferred: exit cleanup pending */
 };
 
 /* Validates the spec, records the container (state created) and, unless
@@ -103,5 +104,7 @@ int containers_restore(struct quiltd *d, struct qerr *err);
  * the auto-remove ones. Returns true when none is left running. */
 bool containers_shutdown(struct quiltd *d);
 void containers_free(struct quiltd *d);
+/* Cleanup postponed until the loop has submitted the replies it queued. */
+void containers_run_deferred(struct quiltd *d);
 
 #endif

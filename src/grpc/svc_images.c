@@ -1,0 +1,195 @@
+/* quilt.v1.Quilt image methods: the store is runtime/images.c, imports run
+ * on the ring in runtime/image_jobs.c. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "daemon.h"
+#include "grpc/call.h"
+#include "grpc/services.h"
+#include "runtime/container.h"
+#include "runtime/image_jobs.h"
+#include "runtime/images.h"
+
+unsigned images_in_use(const struct quiltd *d, const char *image_id) {
+  unsigned n = 0;
+  for (const struct container *c = d->containers; c; c = c->next)
+    n += strcmp(c->image_id, image_id) == 0;
+  return n;
+}
+
+static bool image_running(const struct quiltd *d, const char *image_id) {
+  for (const struct container *c = d->containers; c; c = c->next)
+    if (strcmp(c->image_id, image_id) == 0 && container_is_active(c))
+      return true;
+  return false;
+}
+
+static bool have_store(struct grpc_call *call) {
+  if (grpc_call_daemon(call)->images)
+    return true;
+  grpc_call_finish(call, GRPC_FAILED_PRECONDITION, "the image store is not available");
+  return false;
+}
+
+void rpc_import_image(struct grpc_call *call, const ProtobufCMessage *msg) {
+  const Quilt__V1__ImportImageRequest *req = (const void *)msg;
+  if (have_store(call))
+    image_job_import_file(grpc_call_daemon(call), call, req->path, req->tags, req->n_tags);
+}
+
+void rpc_upload_image(struct grpc_call *call, const ProtobufCMessage *msg) {
+  const Quilt__V1__UploadImageChunk *req = (const void *)msg;
+  struct image_job *j = grpc_call_data_of(call);
+  if (!j) {
+    if (!have_store(call))
+      return;
+    j = image_job_upload_begin(grpc_call_daemon(call), call, req->tags, req->n_tags);
+    if (!j)
+      return;
+    grpc_call_set_data(call, j);
+  }
+  image_job_upload_data(j, req->data.data, req->data.len);
+}
+
+void rpc_upload_image_done(struct grpc_call *call) {
+  struct image_job *j = grpc_call_data_of(call);
+  if (j)
+    image_job_upload_end(j);
+  else if (!grpc_call_finished(call))
+    grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "the upload carried no data");
+}
+
+struct list_ctx {
+  const struct quiltd *d;
+  Quilt__V1__Image *items;
+  Quilt__V1__Image **ptrs;
+  char **tag_copies;   /* image_list's infos die after each callback */
+  size_t n, cap;
+};
+
+static int add_image(void *arg, const struct image_info *img) {
+  struct list_ctx *l = arg;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 16;
+    Quilt__V1__Image *items = realloc(l->items, cap * sizeof *items);
+    if (!items)
+      return -ENOMEM;
+    l->items = items;
+    l->cap = cap;
+  }
+  Quilt__V1__Image *it = &l->items[l->n];
+  *it = (Quilt__V1__Image)QUILT__V1__IMAGE__INIT;
+  it->id = strdup(img->id);
+  it->n_tags = img->n_tags;
+  it->tags = img->n_tags ? calloc(img->n_tags, sizeof *it->tags) : NULL;
+  for (size_t i = 0; i < img->n_tags && it->tags; i++)
+    it->tags[i] = strdup(img->tags[i]);
+  it->size_bytes = img->size_bytes;
+  it->created_at_ns = img->created_ns;
+  it->containers = images_in_use(l->d, img->id);
+  l->n++;
+  return it->id ? 0 : -ENOMEM;
+}
+
+static void free_list(struct list_ctx *l) {
+  for (size_t i = 0; i < l->n; i++) {
+    for (size_t t = 0; t < l->items[i].n_tags && l->items[i].tags; t++)
+      free(l->items[i].tags[t]);
+    free(l->items[i].tags);
+    free(l->items[i].id);
+  }
+  free(l->items);
+  free(l->ptrs);
+}
+
+void rpc_list_images(struct grpc_call *call, const ProtobufCMessage *msg) {
+  (void)msg;
+  if (!have_store(call))
+    return;
+  struct quiltd *d = grpc_call_daemon(call);
+  struct list_ctx l = {.d = d};
+  struct qerr err = QERR_INIT;
+  int rc = image_list(d->images, add_image, &l, &err);
+  if (rc == 0 && !(l.ptrs = calloc(l.n + 1, sizeof *l.ptrs)))
+    rc = qerr_set(&err, ENOMEM, "out of memory");
+  if (rc < 0) {
+    if (!err.code)
+      qerr_set(&err, rc, "listing images");
+    grpc_call_fail(call, &err);
+    free_list(&l);
+    return;
+  }
+  for (size_t i = 0; i < l.n; i++)
+    l.ptrs[i] = &l.items[i];
+  Quilt__V1__ListImagesResponse resp = QUILT__V1__LIST_IMAGES_RESPONSE__INIT;
+  resp.n_images = l.n;
+  resp.images = l.ptrs;
+  grpc_call_reply(call, &resp.base);
+  free_list(&l);
+}
+
+void rpc_remove_image(struct grpc_call *call, const ProtobufCMessage *msg) {
+  const Quilt__V1__RemoveImageRequest *req = (const void *)msg;
+  if (!have_store(call))
+    return;
+  struct quiltd *d = grpc_call_daemon(call);
+  struct image_info info = {0};
+  struct qerr err = QERR_INIT;
+  if (image_lookup(d->images, req->id, &info, &err) < 0) {
+    grpc_call_fail(call, &err);
+    return;
+  }
+  unsigned users = images_in_use(d, info.id);
+  if (image_running(d, info.id))
+    qerr_status(&err, GRPC_FAILED_PRECONDITION, EBUSY,
+                "image %.12s is used by a running container; stop it first", info.id);
+  else if (users && !req->force)
+    qerr_status(&err, GRPC_FAILED_PRECONDITION, EBUSY,
+                "image %.12s is used by %u container(s); remove them or force", info.id, users);
+  else
+    image_remove(d->images, info.id, &err);
+  if (err.code)
+    grpc_call_fail(call, &err);
+  else
+    grpc_call_reply(call, &(Quilt__V1__RemoveImageResponse)
+                               QUILT__V1__REMOVE_IMAGE_RESPONSE__INIT.base);
+  image_info_free(&info);
+}
+
+/* Unused images, but never the built-in one: containers that name no image
+ * need it. */
+static int collect_unused(void *arg, const struct image_info *img) {
+  struct list_ctx *l = arg;
+  for (size_t i = 0; i < img->n_tags; i++)
+    if (strcmp(img->tags[i], DEFAULT_IMAGE_TAG) == 0)
+      return 0;
+  return images_in_use(l->d, img->id) ? 0 : add_image(arg, img);
+}
+
+void rpc_prune_images(struct grpc_call *call, const ProtobufCMessage *msg) {
+  (void)msg;
+  if (!have_store(call))
+    return;
+  struct quiltd *d = grpc_call_daemon(call);
+  struct list_ctx l = {.d = d};
+  struct qerr err = QERR_INIT;
+  Quilt__V1__PruneImagesResponse resp = QUILT__V1__PRUNE_IMAGES_RESPONSE__INIT;
+  cleanup_free char **ids = NULL;
+  if (image_list(d->images, collect_unused, &l, &err) == 0 &&
+      (ids = calloc(l.n + 1, sizeof *ids))) {
+    for (size_t i = 0; i < l.n; i++) {
+      if (image_remove(d->images, l.items[i].id, &err) < 0)
+        break;
+      ids[resp.n_removed_ids++] = l.items[i].id;
+      resp.reclaimed_bytes += l.items[i].size_bytes;
+    }
+  }
+  resp.removed_ids = ids;
+  if (err.code)
+    grpc_call_fail(call, &err);
+  else
+    grpc_call_reply(call, &resp.base);
+  free_list(&l);
+}
