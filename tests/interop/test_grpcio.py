@@ -404,6 +404,23 @@ class _QuiltdCases:
                 self.assertRpcError(grpc.StatusCode.INVALID_ARGUMENT, raw, body,
                                     timeout=RPC_TIMEOUT)
 
+    def test_compressed_message_rejected(self):
+        # grpcio sets the compressed flag and grpc-encoding: gzip; quiltd does
+        # not implement gzip and must say so instead of misreading the bytes.
+        raw = self.channel.unary_unary("/quilt.v1.Quilt/GetSystemInfo")
+        err = self.assertRpcError(grpc.StatusCode.UNIMPLEMENTED, raw, b"\x0a\x00" * 64,
+                                  timeout=RPC_TIMEOUT, compression=grpc.Compression.Gzip)
+        self.assertIn("compress", err.details())
+
+    def test_oversized_headers_refused(self):
+        # 20 KiB of metadata is over quiltd's 16 KiB header-list limit: the
+        # stream is refused, and the connection keeps serving.
+        raw = self.channel.unary_unary("/quilt.v1.Quilt/GetSystemInfo")
+        with self.assertRaises(grpc.RpcError) as cm:
+            raw(b"", timeout=RPC_TIMEOUT, metadata=[("x-big", "a" * 20000)])
+        self.assertNotEqual(cm.exception.code(), grpc.StatusCode.OK)
+        self.assertNotEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+
     # Reflection ------------------------------------------------------------
 
     def reflect(self, *requests):
