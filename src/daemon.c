@@ -164,9 +164,9 @@ static int open_runtime(struct quiltd *d, struct qerr *err) {
   }
   if (open_images(d, err) < 0)
     return err->code;
-  d->overlay = rootfs_overlay_supported();
+  d->overlay = !d->cfg.no_overlay && rootfs_overlay_supported();
   if (!d->overlay)
-    log_warn("overlayfs unavailable: containers share their rootfs directory");
+    log_warn("overlayfs unavailable: containers get their image read-only (writable: /tmp)");
   return containers_restore(d, err);
 }
 

@@ -46,6 +46,7 @@ struct quiltd_config {
   uint64_t shutdown_grace_ns;
   unsigned rapid_reset_limit;  /* client resets tolerated per second */
   bool io_uring_compat;        /* use only what kernel 5.15 offers */
+  bool no_overlay;             /* act as if overlayfs were missing */
   const char *default_rootfs;  /* rootfs directory used when a spec names no image */
   const char *default_image;   /* tarball imported as busybox:latest at first start */
   const char *extract_helper;  /* quilt-extract; NULL: next to quiltd */

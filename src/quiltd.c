@@ -24,6 +24,7 @@ static void usage(FILE *f) {
           "  --idle-timeout SECS   close connections idle this long (default 300)\n"
           "  --log-level LEVEL     error, warn, info or debug (default info)\n"
           "  --io-uring-compat     use only io_uring features of kernel 5.15 (testing)\n"
+          "  --no-overlay          behave as without overlayfs: images read-only (testing)\n"
           "  --default-rootfs DIR  rootfs directory for containers that name no image\n"
           "                        (default: the built-in busybox image)\n"
           "  --default-image TAR   tarball imported as busybox:latest at first start\n"
@@ -80,7 +81,7 @@ static int parse_level(const char *s) {
 
 static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
   enum { O_SOCKET = 256, O_LISTEN, O_ROOT, O_MAXCONN, O_MAXSTREAMS, O_MAXMSG, O_IDLE, O_LOG,
-         O_VERSION, O_COMPAT, O_ROOTFS, O_CGPARENT, O_LOGMAX, O_USERNS, O_DEFIMAGE, O_IMGMAX };
+         O_VERSION, O_COMPAT, O_ROOTFS, O_CGPARENT, O_LOGMAX, O_USERNS, O_DEFIMAGE, O_IMGMAX, O_NOOVERLAY };
   static const struct option opts[] = {
       {"socket", required_argument, 0, O_SOCKET},
       {"listen", required_argument, 0, O_LISTEN},
@@ -98,6 +99,7 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
       {"log-max-size", required_argument, 0, O_LOGMAX},
       {"userns-range", required_argument, 0, O_USERNS},
       {"default-image", required_argument, 0, O_DEFIMAGE},
+      {"no-overlay", no_argument, 0, O_NOOVERLAY},
       {"image-max-size", required_argument, 0, O_IMGMAX},
       {0, 0, 0, 0}};
   int c;
@@ -134,6 +136,7 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
     case O_ROOTFS: cfg->default_rootfs = optarg; break;
     case O_CGPARENT: cfg->cgroup_parent = optarg; break;
     case O_DEFIMAGE: cfg->default_image = optarg; break;
+    case O_NOOVERLAY: cfg->no_overlay = true; break;
     case O_IMGMAX:
       if (parse_uint(optarg, "--image-max-size", 1ull << 50, &v) < 0) return 2;
       cfg->image_max_bytes = v;

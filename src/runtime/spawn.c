@@ -175,6 +175,10 @@ static void setup_mounts(struct child *c) {
       child_fail(c, GRPC_FAILED_PRECONDITION, errno, "mounting overlay of %s", s->overlay_lower);
   } else if (mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) {
     child_fail(c, GRPC_FAILED_PRECONDITION, errno, "binding rootfs %s", s->rootfs);
+  } else if (mount(NULL, s->rootfs, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0) {
+    /* Without an overlay the image itself is the rootfs: never writable, or
+     * one container could change every other's files. */
+    child_fail(c, GRPC_INTERNAL, errno, "making rootfs %s read-only", s->rootfs);
   }
   c->rootfd = open(s->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (c->rootfd < 0)

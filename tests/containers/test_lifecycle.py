@@ -133,9 +133,11 @@ class QuiltTestCase(unittest.TestCase):
             cls.cleanup_daemons()
             raise
 
+    daemon_args = ()
+
     @classmethod
     def new_daemon(cls, root=None):
-        d = Daemon(cls.tmp, root=root)
+        d = Daemon(cls.tmp, root=root, extra_args=cls.daemon_args)
         cls.daemons.append(d)
         return d.start()
 
@@ -778,6 +780,24 @@ class LogsTest(QuiltTestCase):
         c, w, out = self.run_container(["true"])
         self.assertEqual(out, b"")
         self.assertEqual(self.logs(c.id, follow=False), b"")
+
+
+class NoOverlayTest(QuiltTestCase):
+    """Where overlayfs is missing the image is the rootfs: read-only."""
+
+    daemon_args = ("--no-overlay",)
+
+    def test_image_is_read_only_without_overlay(self):
+        info = self.stub.GetSystemInfo(pb.GetSystemInfoRequest(), timeout=RPC_TIMEOUT)
+        self.assertIn("read-only", info.rootfs_driver)
+        script = "; ".join([
+            'touch /made 2>/dev/null && echo "root=writable" || echo "root=ro"',
+            'echo x > /tmp/f && echo "tmp=ok"',
+        ])
+        _, w, out = self.run_container(script)
+        kv = parse_kv(out)
+        self.assertEqual(kv.get("root"), "ro", out)
+        self.assertEqual(kv.get("tmp"), "ok", out)
 
 
 # ------------------------------------------------------------------ restart
