@@ -244,8 +244,8 @@ static bool valid_name(const char *n) {
 
 static int validate_spec(struct quiltd *d, const Quilt__V1__ContainerSpec *s, struct qerr *err) {
 #define BAD(...) return qerr_status(err, GRPC_INVALID_ARGUMENT, EINVAL, __VA_ARGS__)
-  if (s->n_command == 0 || !s->command[0][0])
-    BAD("empty command: give the program to run");
+  if (s->n_command > 0 && !s->command[0][0])
+    BAD("empty command: argv[0] is an empty string");
   if (s->name[0] && !valid_name(s->name))
     BAD("invalid name \"%s\": use letters, digits, '_', '.', '-' (at most 128)", s->name);
   if (s->name[0])
@@ -441,6 +441,77 @@ static int resolve_image(struct quiltd *d, const char *ref, char rootfs[PATH_MAX
   return rc;
 }
 
+static char **dup_strv(char *const *v, size_t n) {
+  char **out = calloc(n + 1, sizeof *out);
+  for (size_t i = 0; out && i < n; i++)
+    if (!(out[i] = strdup(v[i]))) {
+      while (i-- > 0)
+        free(out[i]);
+      free(out);
+      return NULL;
+    }
+  return out;
+}
+
+static bool env_has_key(char *const *env, size_t n, const char *kv) {
+  size_t klen = strcspn(kv, "=");
+  for (size_t i = 0; i < n; i++)
+    if (strncmp(env[i], kv, klen) == 0 && env[i][klen] == '=')
+      return true;
+  return false;
+}
+
+/* The image's config fills what the spec leaves out: command (Entrypoint +
+ * Cmd), environment (the spec's entries win), working directory, user. The
+ * container's own spec copy records the result, so GetContainer shows
+ * what actually runs. */
+static int apply_image_config(struct container *c, struct qerr *err) {
+  struct image_config cfg = {0};
+  Quilt__V1__ContainerSpec *s = c->spec;
+  if (image_config(c->d->images, c->image_id, &cfg, err) < 0)
+    return err->code;
+  int rc = 0;
+  if (s->n_command == 0 && cfg.n_argv > 0) {
+    char **argv = dup_strv(cfg.argv, cfg.n_argv);
+    if (!argv)
+      rc = qerr_set(err, ENOMEM, "out of memory");
+    else {
+      free(s->command);
+      s->command = argv;
+      s->n_command = cfg.n_argv;
+    }
+  }
+  size_t extra = 0;
+  for (size_t i = 0; i < cfg.n_env; i++)
+    extra += !env_has_key(s->env, s->n_env, cfg.env[i]);
+  char **env = rc == 0 && extra ? calloc(extra + s->n_env + 1, sizeof *env) : NULL;
+  if (env) {
+    size_t k = 0;
+    for (size_t i = 0; i < cfg.n_env; i++)
+      if (!env_has_key(s->env, s->n_env, cfg.env[i]))
+        env[k++] = strdup(cfg.env[i]);
+    for (size_t i = 0; i < s->n_env; i++)
+      env[k++] = s->env[i]; /* moved, not copied */
+    free(s->env);
+    s->env = env;
+    s->n_env = k;
+  }
+  if (rc == 0 && !s->working_dir[0] && cfg.workdir && cfg.workdir[0]) {
+    if (s->working_dir != protobuf_c_empty_string)
+      free(s->working_dir);
+    s->working_dir = strdup(cfg.workdir);
+  }
+  if (rc == 0 && !s->user[0] && cfg.user && cfg.user[0]) {
+    if (s->user != protobuf_c_empty_string)
+      free(s->user);
+    s->user = strdup(cfg.user);
+  }
+  image_config_free(&cfg);
+  if (rc == 0 && (!s->working_dir || !s->user))
+    rc = qerr_set(err, ENOMEM, "out of memory");
+  return rc;
+}
+
 void container_create(struct quiltd *d, struct grpc_call *call,
                       const Quilt__V1__CreateContainerRequest *req) {
   struct qerr err = QERR_INIT;
@@ -461,6 +532,14 @@ void container_create(struct quiltd *d, struct grpc_call *call,
     return;
   }
   memcpy(c->image_id, image_id, sizeof c->image_id);
+  if ((image_id[0] && apply_image_config(c, &err) < 0) ||
+      (c->spec->n_command == 0 &&
+       qerr_status(&err, GRPC_INVALID_ARGUMENT, EINVAL,
+                   "empty command: give the program to run (the image has no default)") < 0)) {
+    container_free(c);
+    grpc_call_fail(call, &err);
+    return;
+  }
   if (mkdir_p(c->dir, 0700, &err) < 0 ||
       rootfs_prepare(rootfs, c->dir, d->overlay, &c->rootfs, &err) < 0) {
     struct qerr ignore = QERR_INIT;

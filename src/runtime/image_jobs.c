@@ -107,6 +107,15 @@ static void on_helper_exit(struct qpidwait *w, const siginfo_t *si, int err) {
   int rc = image_import_finish(j->d->images, j->imp, image_wait_status(si->si_code, si->si_status),
                                (const char *const *)j->tags, j->n_tags, &info, &cached, &e);
   j->imp = NULL;
+  if (rc == 0) {
+    /* Re-read: the archive's own RepoTags may have been added too. */
+    struct image_info fresh = {0};
+    struct qerr ignore = QERR_INIT;
+    if (image_lookup(j->d->images, info.id, &fresh, &ignore) == 0) {
+      image_info_free(&info);
+      info = fresh;
+    }
+  }
   if (j->call) {
     grpc_call_on_cancel(j->call, NULL, NULL);
     if (rc < 0)

@@ -22,6 +22,7 @@
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/strbuf.h"
 #include "grpc/status.h"
 #include "runtime/syscalls.h"
 
@@ -73,7 +74,8 @@ struct image_import {
   pid_t pid;
   int pidfd;
   int out_fd;                /* helper's stdout + stderr, read end, non-blocking */
-  char staging[PATH_MAX];    /* images/staging/<random>; the tree is in rootfs/ */
+  char staging[PATH_MAX];    /* images/staging/<random>; the tree ends in rootfs/ */
+  char work[PATH_MAX];       /* staging/<random>/work: the helper's root */
   struct sha256_ctx sha;
   uint64_t streamed;
   int src_fd;                /* image_import_set_source: a dup, or -1 */
@@ -669,6 +671,211 @@ static int answer(struct image_store *s, const struct image_rec *rec, struct ima
   return out ? fill_info(s, rec, out, err) : 0;
 }
 
+
+/* ------------------------------------------------------------ image config */
+
+#define CONFIG_MAX (1U << 20)
+
+void image_config_free(struct image_config *c) {
+  if (!c)
+    return;
+  for (size_t i = 0; i < c->n_env; i++)
+    free(c->env[i]);
+  for (size_t i = 0; i < c->n_argv; i++)
+    free(c->argv[i]);
+  for (size_t i = 0; i < c->n_repo_tags; i++)
+    free(c->repo_tags[i]);
+  free(c->env);
+  free(c->argv);
+  free(c->repo_tags);
+  free(c->workdir);
+  free(c->user);
+  memset(c, 0, sizeof *c);
+}
+
+static int strv_add(char ***v, size_t *n, char *str) {
+  char **nv = realloc(*v, (*n + 2) * sizeof *nv);
+  if (!nv) {
+    free(str);
+    return -1;
+  }
+  nv[(*n)++] = str;
+  nv[*n] = NULL;
+  *v = nv;
+  return 0;
+}
+
+/* Parses the line format (docs/images.md, "Config defaults"). */
+static int config_parse(const char *text, size_t len, struct image_config *c) {
+  memset(c, 0, sizeof *c);
+  const char *p = text, *end = text + len;
+  while (p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *le = nl ? nl : end;
+    const char *eq = memchr(p, '=', (size_t)(le - p));
+    if (eq) {
+      char *val = malloc((size_t)(le - eq));
+      if (!val)
+        goto nomem;
+      size_t o = 0;
+      for (const char *q = eq + 1; q < le; q++) {
+        if (*q == '\\' && q + 1 < le) {
+          q++;
+          val[o++] = *q == 'n' ? '\n' : *q;
+        } else {
+          val[o++] = *q;
+        }
+      }
+      val[o] = 0;
+      size_t kl = (size_t)(eq - p);
+      int r = 0;
+      if (kl == 3 && !memcmp(p, "env", 3))
+        r = strv_add(&c->env, &c->n_env, val);
+      else if (kl == 3 && !memcmp(p, "arg", 3))
+        r = strv_add(&c->argv, &c->n_argv, val);
+      else if (kl == 3 && !memcmp(p, "tag", 3))
+        r = strv_add(&c->repo_tags, &c->n_repo_tags, val);
+      else if (kl == 7 && !memcmp(p, "workdir", 7)) {
+        free(c->workdir);
+        c->workdir = val;
+      } else if (kl == 4 && !memcmp(p, "user", 4)) {
+        free(c->user);
+        c->user = val;
+      } else
+        free(val);
+      if (r < 0)
+        goto nomem;
+    }
+    p = le + 1;
+  }
+  return 0;
+nomem:
+  image_config_free(c);
+  return -ENOMEM;
+}
+
+static void put_line(struct strbuf *b, const char *key, const char *val) {
+  strbuf_printf(b, "%s=", key);
+  for (const char *q = val; *q; q++) {
+    if (*q == '\\')
+      strbuf_printf(b, "\\\\");
+    else if (*q == '\n')
+      strbuf_printf(b, "\\n");
+    else
+      strbuf_printf(b, "%c", *q);
+  }
+  strbuf_printf(b, "\n");
+}
+
+/* Reads a config file without following a symlink; *c zeroed when absent. */
+static int config_read(const char *path, struct image_config *c, struct qerr *err) {
+  memset(c, 0, sizeof *c);
+  cleanup_fd int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
+    return errno == ENOENT ? 0 : qerr_errno(err, "opening %s", path);
+  struct stat st;
+  if (fstat(fd, &st) < 0)
+    return qerr_errno(err, "inspecting %s", path);
+  if (!S_ISREG(st.st_mode) || st.st_size > (off_t)CONFIG_MAX)
+    return qerr_status(err, GRPC_INTERNAL, EIO, "%s is not a config file", path);
+  cleanup_free char *buf = malloc((size_t)st.st_size + 1);
+  if (!buf)
+    return qerr_set(err, ENOMEM, "reading %s", path);
+  size_t got = 0;
+  while (got < (size_t)st.st_size) {
+    ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return qerr_errno(err, "reading %s", path);
+    if (n == 0)
+      break;
+    got += (size_t)n;
+  }
+  if (config_parse(buf, got, c) < 0)
+    return qerr_set(err, ENOMEM, "parsing %s", path);
+  return 0;
+}
+
+/* Takes the helper's results out of work/: the tree (a real directory)
+ * into staging/<rnd>/rootfs, the config re-serialised by the store into
+ * staging/<rnd>/config; then work/ goes. Nothing else the helper left is
+ * trusted or kept. */
+static int adopt_tree(struct image_import *imp, struct qerr *err) {
+  char src[PATH_MAX], dst[PATH_MAX], cpath[PATH_MAX];
+  if (pathf(src, err, "%s/rootfs", imp->work) < 0 ||
+      pathf(dst, err, "%s/rootfs", imp->staging) < 0 ||
+      pathf(cpath, err, "%s/.quilt-config", imp->work) < 0)
+    return err->code;
+  struct stat st;
+  if (lstat(src, &st) < 0 || !S_ISDIR(st.st_mode))
+    return qerr_status(err, GRPC_INTERNAL, EIO, "quilt-extract left no rootfs directory");
+  if (rename(src, dst) < 0)
+    return qerr_errno(err, "moving %s", src);
+  struct image_config c;
+  if (config_read(cpath, &c, err) < 0)
+    return err->code;
+  bool any = c.n_env || c.n_argv || c.workdir || c.user || c.n_repo_tags ||
+             access(cpath, F_OK) == 0;
+  int r = 0;
+  if (any) {
+    struct strbuf b = STRBUF_INIT;
+    strbuf_printf(&b, "format=1\n");
+    for (size_t i = 0; i < c.n_env; i++)
+      put_line(&b, "env", c.env[i]);
+    for (size_t i = 0; i < c.n_argv; i++)
+      put_line(&b, "arg", c.argv[i]);
+    if (c.workdir)
+      put_line(&b, "workdir", c.workdir);
+    if (c.user)
+      put_line(&b, "user", c.user);
+    for (size_t i = 0; i < c.n_repo_tags; i++)
+      put_line(&b, "tag", c.repo_tags[i]);
+    char out[PATH_MAX];
+    r = pathf(out, err, "%s/config", imp->staging);
+    if (r == 0)
+      r = write_atomic(out, strbuf_cstr(&b) ? strbuf_cstr(&b) : "", strbuf_avail(&b), err);
+    strbuf_free(&b);
+  }
+  image_config_free(&c);
+  if (r < 0)
+    return err->code;
+  discard_tree(imp->work);
+  return 0;
+}
+
+/* Applies canon plus the RepoTags recorded in the image's config (a
+ * `docker save` archive's; the invalid ones are skipped), then answers. */
+static int tag_and_answer(struct image_store *s, const char *id, char (*canon)[IMAGE_TAG_MAX],
+                          size_t n_tags, struct image_info *out, struct qerr *err) {
+  char path[PATH_MAX];
+  struct image_config c = {0};
+  struct qerr ce = QERR_INIT;
+  if (pathf(path, err, "%s/%s/config", s->dir, id) < 0)
+    return err->code;
+  if (config_read(path, &c, &ce) < 0)
+    log_warn("image store: %s", ce.msg);
+  cleanup_free char(*all)[IMAGE_TAG_MAX] = calloc(n_tags + c.n_repo_tags + 1, sizeof *all);
+  if (!all) {
+    image_config_free(&c);
+    return qerr_set(err, ENOMEM, "tagging");
+  }
+  size_t n = 0;
+  for (size_t i = 0; i < n_tags; i++)
+    memcpy(all[n++], canon[i], IMAGE_TAG_MAX);
+  for (size_t i = 0; i < c.n_repo_tags; i++) {
+    struct qerr te = QERR_INIT;
+    if (image_tag_canonical(c.repo_tags[i], all[n], &te) == 0)
+      n++;
+    else
+      log_info("image store: %s: ignoring RepoTag \"%.200s\": %s", id, c.repo_tags[i], te.msg);
+  }
+  image_config_free(&c);
+  if (apply_tags(s, id, all, n, err) < 0)
+    return err->code;
+  return answer(s, find_image(s, id), out, err);
+}
+
 /* ------------------------------------------------------------ file memo */
 
 /* A remembered id is trusted only while a change to the file must show in
@@ -750,8 +957,9 @@ static int spawn_helper(struct image_store *s, const char *rootfs, int in_r, int
   char maxb[32], maxe[32];
   snprintf(maxb, sizeof maxb, "%" PRIu64, s->max_bytes);
   snprintf(maxe, sizeof maxe, "%" PRIu64, s->max_entries);
-  char *const argv[] = {s->helper,     "--staging", (char *)rootfs, "--max-bytes", maxb,
-                        "--max-entries", maxe,      NULL};
+  char *const argv[] = {s->helper,       "--staging", (char *)rootfs, "--rootfs-dir",
+                        "rootfs",        "--max-bytes", maxb,       "--max-entries",
+                        maxe,            NULL};
   /* Its own PID namespace (it cannot see or signal anything), no network
    * and no SysV IPC. Where namespaces are not allowed the helper still
    * confines itself. */
@@ -793,7 +1001,7 @@ int image_import_begin(struct image_store *s, struct image_import **impp, int *s
   if (!imp)
     return qerr_set(err, ENOMEM, "starting an import");
   imp->pidfd = imp->out_fd = imp->src_fd = -1;
-  char rnd[17], rootfs[PATH_MAX];
+  char rnd[17];
   int r = -EEXIST;
   for (int attempt = 0; attempt < 8 && r == -EEXIST; attempt++) {
     if (random_hex(rnd, 8) < 0) {
@@ -813,10 +1021,13 @@ int image_import_begin(struct image_store *s, struct image_import **impp, int *s
     return err->code;
   }
   int in[2] = {-1, -1}, out[2] = {-1, -1};
-  if (pathf(rootfs, err, "%s/rootfs", imp->staging) < 0)
+  /* The helper is confined to work/ (empty); it leaves the tree in
+   * work/rootfs, the image config in work/.quilt-config, and the store
+   * takes only those two out of it (adopt_tree). */
+  if (pathf(imp->work, err, "%s/work", imp->staging) < 0)
     goto fail;
-  if (mkdir(rootfs, 0755) < 0) {
-    qerr_errno(err, "creating %s", rootfs);
+  if (mkdir(imp->work, 0700) < 0) {
+    qerr_errno(err, "creating %s", imp->work);
     goto fail;
   }
   /* The helper's output is non-blocking on both ends: it never waits for
@@ -826,7 +1037,7 @@ int image_import_begin(struct image_store *s, struct image_import **impp, int *s
     goto fail;
   }
   fcntl(in[1], F_SETPIPE_SZ, (int)CHUNK);
-  if (spawn_helper(s, rootfs, in[0], out[1], imp, err) < 0)
+  if (spawn_helper(s, imp->work, in[0], out[1], imp, err) < 0)
     goto fail;
   close(in[0]);
   close(out[1]);
@@ -912,6 +1123,10 @@ static void read_output(struct image_import *imp, char *last, size_t last_cap, c
 static int commit(struct image_store *s, struct image_import *imp, const char *id, uint64_t bytes,
                   uint64_t entries, char (*canon)[IMAGE_TAG_MAX], size_t n_tags,
                   struct image_info *out, bool *cached, struct qerr *err) {
+  if (adopt_tree(imp, err) < 0) {
+    discard_tree(imp->staging);
+    return err->code;
+  }
   struct image_rec *rec = find_image(s, id);
   if (rec) {
     discard_tree(imp->staging);
@@ -942,9 +1157,7 @@ static int commit(struct image_store *s, struct image_import *imp, const char *i
     if (!rec)
       return qerr_set(err, ENOMEM, "recording image %s", id);
   }
-  if (apply_tags(s, id, canon, n_tags, err) < 0)
-    return err->code;
-  return answer(s, find_image(s, id), out, err);
+  return tag_and_answer(s, id, canon, n_tags, out, err);
 }
 
 static int finish(struct image_store *s, struct image_import *imp, int ws,
@@ -1036,8 +1249,8 @@ int image_import_try_memo(struct image_store *s, int fd, const char *const *tags
   cleanup_free char(*canon)[IMAGE_TAG_MAX] = NULL;
   char id[IMAGE_ID_LEN + 1];
   memcpy(id, rec->id, sizeof id);
-  if (check_tags(tags, n_tags, &canon, err) < 0 || apply_tags(s, id, canon, n_tags, err) < 0 ||
-      answer(s, find_image(s, id), out, err) < 0)
+  if (check_tags(tags, n_tags, &canon, err) < 0 ||
+      tag_and_answer(s, id, canon, n_tags, out, err) < 0)
     return err->code;
   return 1;
 }
@@ -1162,9 +1375,7 @@ int image_import_file(struct image_store *s, const char *path, const char *const
     if (stable)
       memo_put(s, &st, id);
     *cached = true;
-    if (apply_tags(s, id, canon, n_tags, err) < 0)
-      return err->code;
-    return answer(s, find_image(s, id), out, err);
+    return tag_and_answer(s, id, canon, n_tags, out, err);
   }
 
   struct image_import *imp;
@@ -1255,6 +1466,16 @@ static int resolve(struct image_store *s, const char *ref, struct image_rec **ou
                        "sha256:<id>",
                        ref);
   return qerr_status(err, GRPC_NOT_FOUND, ENOENT, "image \"%s\" not found", ref);
+}
+
+int image_config(struct image_store *s, const char *ref, struct image_config *out,
+                 struct qerr *err) {
+  memset(out, 0, sizeof *out);
+  struct image_rec *rec;
+  char path[PATH_MAX];
+  if (resolve(s, ref, &rec, err) < 0 || pathf(path, err, "%s/%s/config", s->dir, rec->id) < 0)
+    return err->code;
+  return config_read(path, out, err);
 }
 
 int image_lookup(struct image_store *s, const char *ref, struct image_info *out,

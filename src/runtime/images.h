@@ -161,6 +161,28 @@ int image_tag(struct image_store *s, const char *ref, const char *tag, struct qe
 /* Removes one tag; the image stays. NOT_FOUND when no image has it. */
 int image_untag(struct image_store *s, const char *tag, struct qerr *err);
 
+/* ---- image config defaults -------------------------------------------
+ * What an OCI or `docker save` image's config asks of its containers,
+ * kept in <id>/config (docs/images.md, "Config defaults"). A plain rootfs
+ * tarball has none: everything empty. */
+struct image_config {
+  char **env;          /* "K=V", in order (NULL-terminated when n_env > 0) */
+  size_t n_env;
+  char **argv;         /* Entrypoint followed by Cmd (NULL-terminated when n_argv > 0) */
+  size_t n_argv;
+  char *workdir;       /* WorkingDir, or NULL */
+  char *user;          /* User ("uid", "uid:gid", "name", ...), or NULL */
+  char **repo_tags;    /* a docker save archive's RepoTags, as recorded */
+  size_t n_repo_tags;
+};
+
+/* Fills out (release with image_config_free) for the image ref resolves
+ * to; see image_lookup for references. */
+int image_config(struct image_store *s, const char *ref, struct image_config *out,
+                 struct qerr *err);
+/* Safe on a zeroed or already freed config. */
+void image_config_free(struct image_config *c);
+
 /* Validates and canonicalises a tag: "name" -> "name:latest". A name is
  * 1-128 bytes: components separated by '/', each runs of [a-z0-9] joined
  * by '.', '_', "__" or one or more '-' (Docker's grammar, without a

@@ -782,6 +782,61 @@ class LogsTest(QuiltTestCase):
         self.assertEqual(self.logs(c.id, follow=False), b"")
 
 
+def docker_save_archive(path, rootfs_dir, config):
+    """A one-layer `docker save` archive of rootfs_dir with the given config."""
+    import hashlib
+    import io
+    import json
+    import tarfile
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as t:
+        t.add(rootfs_dir, arcname=".")
+    layer_bytes = layer.getvalue()
+    cfg = json.dumps({"config": config, "rootfs": {"type": "layers"}}).encode()
+    cfg_name = hashlib.sha256(cfg).hexdigest() + ".json"
+    layer_name = hashlib.sha256(layer_bytes).hexdigest() + "/layer.tar"  # docker's layout
+    manifest = json.dumps([{"Config": cfg_name, "RepoTags": ["saved/app:v1"],
+                            "Layers": [layer_name]}]).encode()
+    with tarfile.open(path, "w") as t:
+        for name, data in ((layer_name, layer_bytes), (cfg_name, cfg),
+                           ("manifest.json", manifest)):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            t.addfile(ti, io.BytesIO(data))
+
+
+class ImageConfigTest(QuiltTestCase):
+    """A `docker save` image's config supplies the defaults a spec leaves out."""
+
+    def test_docker_save_config_defaults(self):
+        rootfs = os.path.join(os.path.dirname(os.environ["QUILTD"]), "busybox-rootfs")
+        archive = os.path.join(self.tmp, "app.tar")
+        docker_save_archive(archive, rootfs, {
+            "Env": ["GREETING=hello", "PATH=/bin:/usr/bin"],
+            "Entrypoint": ["/bin/sh", "-c"],
+            "Cmd": ['echo "$GREETING from $(pwd) as $(id -u)"'],
+            "WorkingDir": "/tmp", "User": "nobody"})
+        last = None
+        for p in self.stub.ImportImage(pb.ImportImageRequest(path=archive, tags=["app:1"]),
+                                       timeout=60):
+            last = p
+        self.assertEqual(len(last.image.id), 64)
+        self.assertIn("saved/app:v1", list(last.image.tags))  # the archive's RepoTags
+        c = self.create([], image="app:1")
+        self.assertEqual(list(c.spec.command)[:2], ["/bin/sh", "-c"])
+        w = self.wait(c.id)
+        self.assertEqual(w.exit_code, 0)
+        self.assertEqual(self.logs(c.id), b"hello from /tmp as 65534\n")
+        # The spec still wins where it speaks.
+        _, w, out = self.run_container(["sh", "-c", "echo $GREETING $(pwd)"], image="app:1",
+                                       env=["GREETING=bye"], working_dir="/")
+        self.assertEqual(out, b"bye /\n")
+        for ref in self.created[:]:
+            self.stub.RemoveContainer(pb.RemoveContainerRequest(id=ref, force=True), timeout=30)
+        self.created.clear()
+        self.stub.RemoveImage(pb.RemoveImageRequest(id="app:1"), timeout=30)
+
+
 class NoOverlayTest(QuiltTestCase):
     """Where overlayfs is missing the image is the rootfs: read-only."""
 

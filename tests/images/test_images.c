@@ -8,8 +8,12 @@
  *    xattr'd and non-ASCII files) through tar, gz, xz, zst and bz2, compared
  *    with the source tree;
  *  - cached re-imports, tags and lookups, removal, the asynchronous API,
- *    crash cleanup, the helper's command-line contract and its sandbox.
- * Environment: QUILT_EXTRACT (the helper), QUILT_MAKE_BUSYBOX_ROOTFS. */
+ *    crash cleanup, the helper's command-line contract and its sandbox;
+ *  - `docker save` archives and OCI image layouts (make_image_archives.py):
+ *    layers, whiteouts, opaque directories, type replacements across
+ *    layers, config defaults, RepoTags, and hostile image archives.
+ * Environment: QUILT_EXTRACT (the helper), QUILT_MAKE_BUSYBOX_ROOTFS,
+ * QUILT_MAKE_IMAGE_ARCHIVES. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1328,6 +1332,205 @@ static void test_helper_sandbox(void **state) {
   assert_int_equal(count_entries(dir), 0);
 }
 
+/* ------------------------------------------------------------ image archives */
+
+/* Builds the OCI / docker save archives (make_image_archives.py) in f->arch. */
+static void make_image_archives(struct fx *f) {
+  const char *script = getenv("QUILT_MAKE_IMAGE_ARCHIVES");
+  assert_non_null(script);
+  run("/usr/bin/python3 %s %s", script, f->arch);
+}
+
+static char *slurp(const char *path) {
+  FILE *fp = fopen(path, "re");
+  if (!fp)
+    return NULL;
+  static char buf[4096];
+  size_t n = fread(buf, 1, sizeof buf - 1, fp);
+  fclose(fp);
+  buf[n] = 0;
+  return buf;
+}
+
+static void assert_file(const char *root, const char *rel, const char *content) {
+  char p[PATH_MAX];
+  snprintf(p, sizeof p, "%s/%s", root, rel);
+  struct stat st;
+  if (lstat(p, &st) < 0 || !S_ISREG(st.st_mode))
+    fail_msg("%s is not a regular file in the image", rel);
+  assert_string_equal(slurp(p), content);
+}
+
+static void assert_absent(const char *root, const char *rel) {
+  char p[PATH_MAX];
+  snprintf(p, sizeof p, "%s/%s", root, rel);
+  struct stat st;
+  if (lstat(p, &st) == 0)
+    fail_msg("%s should not be in the image", rel);
+}
+
+static void assert_dir(const char *root, const char *rel) {
+  char p[PATH_MAX];
+  snprintf(p, sizeof p, "%s/%s", root, rel);
+  struct stat st;
+  if (lstat(p, &st) < 0 || !S_ISDIR(st.st_mode))
+    fail_msg("%s is not a directory in the image", rel);
+}
+
+/* The two-layer image of make_image_archives.py, and its config. */
+static void check_layered_image(struct fx *f, const struct image_info *info, bool repo_tags) {
+  const char *r = info->rootfs;
+  assert_file(r, "bin/sh", "#!shell\n");
+  assert_file(r, "etc/hostname", "two\n");
+  assert_absent(r, "etc/gone");            /* whiteout of a file */
+  assert_absent(r, "gonedir");             /* whiteout of a tree */
+  assert_dir(r, "opq");                    /* opaque: only this layer's */
+  assert_file(r, "opq/new", "new\n");
+  assert_absent(r, "opq/a");
+  assert_absent(r, "opq/sub");
+  assert_dir(r, "repl");                   /* a file replaced by a directory */
+  assert_file(r, "repl/inside", "in\n");
+  assert_file(r, "dirfile", "now a file\n"); /* a directory replaced by a file */
+  assert_file(r, "keep/k", "k");
+  char *fp = fingerprint(r, false, false);
+  if (strstr(fp, ".wh."))
+    fail_msg("a whiteout file is in the image:\n%s", fp);
+  /* / bin bin/sh dirfile etc etc/hostname keep keep/k opq opq/new repl
+   * repl/inside */
+  assert_int_equal(lines(fp), 12);
+  free(fp);
+
+  struct image_config c;
+  struct qerr err = QERR_INIT;
+  assert_int_equal(image_config(f->s, info->id, &c, &err), 0);
+  assert_int_equal(c.n_env, 3);
+  assert_string_equal(c.env[0], "PATH=/usr/bin:/bin");
+  assert_string_equal(c.env[1], "FOO=bar baz");
+  assert_string_equal(c.env[2], "MULTI=a\nb\\c");
+  assert_null(c.env[3]);
+  assert_int_equal(c.n_argv, 3);
+  assert_string_equal(c.argv[0], "/bin/sh");
+  assert_string_equal(c.argv[1], "-c");
+  assert_string_equal(c.argv[2], "echo hi");
+  assert_null(c.argv[3]);
+  assert_string_equal(c.workdir, "/work");
+  assert_string_equal(c.user, "1000:1000");
+  assert_int_equal(c.n_repo_tags, repo_tags ? 2 : 0);
+  image_config_free(&c);
+  image_config_free(&c); /* twice is fine */
+  char p[PATH_MAX];
+  snprintf(p, sizeof p, "%s/%s/config", f->images, info->id);
+  assert_int_equal(access(p, F_OK), 0);
+}
+
+static void test_image_docker_save(void **state) {
+  struct fx *f = *state;
+  make_image_archives(f);
+  char path[256];
+  arch_path(f, path, sizeof path, "docker.tar");
+  const char *tags[] = {"mine"};
+  struct image_info info;
+  import_ok(f, path, tags, 1, &info, false);
+  check_layered_image(f, &info, true);
+  /* RepoTags applied (the invalid "localhost:5000/bad:tag" skipped). */
+  assert_int_equal(info.n_tags, 2);
+  assert_string_equal(info.tags[0], "example/app:v1");
+  assert_string_equal(info.tags[1], "mine:latest");
+  image_info_free(&info);
+  assert_store_clean(f, 1);
+  /* Old docker: a layer.tar that is a symlink to another one. */
+  arch_path(f, path, sizeof path, "docker-symlink.tar");
+  import_ok(f, path, NULL, 0, &info, false);
+  check_layered_image(f, &info, true);
+  image_info_free(&info);
+  assert_store_clean(f, 2);
+  /* A cached re-import answers with the RepoTags too. */
+  struct qerr err = QERR_INIT;
+  assert_int_equal(image_untag(f->s, "example/app:v1", &err), 0);
+  arch_path(f, path, sizeof path, "docker.tar");
+  import_ok(f, path, NULL, 0, &info, true);
+  assert_int_equal(info.n_tags, 2);
+  image_info_free(&info);
+  /* A plain tarball has no config. */
+  struct ent e[] = {{"bin/x", '0', NULL, "x", 0, 0, 0}};
+  arch_path(f, path, sizeof path, "plain.tar");
+  write_tar(path, e, 1);
+  import_ok(f, path, NULL, 0, &info, false);
+  struct image_config c;
+  assert_int_equal(image_config(f->s, info.id, &c, &err), 0);
+  assert_int_equal(c.n_env + c.n_argv + c.n_repo_tags, 0);
+  assert_null(c.workdir);
+  assert_null(c.user);
+  image_info_free(&info);
+  assert_int_equal(image_config(f->s, "nosuch:tag", &c, &err), -ENOENT);
+  assert_store_clean(f, 3);
+}
+
+static void test_image_oci(void **state) {
+  struct fx *f = *state;
+  make_image_archives(f);
+  char path[256];
+  arch_path(f, path, sizeof path, "oci.tar");
+  const char *tags[] = {"oci:1"};
+  struct image_info info;
+  import_ok(f, path, tags, 1, &info, false);
+  check_layered_image(f, &info, false);
+  assert_int_equal(info.n_tags, 1);
+  image_info_free(&info);
+  assert_store_clean(f, 1);
+}
+
+/* Whiteouts under symlinks of an earlier layer ("up" -> "/", "etc" ->
+ * "/etc") follow nothing: the host, the staging dir and the rootfs stay. */
+static void test_image_whiteout_symlinks(void **state) {
+  struct fx *f = *state;
+  make_image_archives(f);
+  char *pw = passwd_fingerprint();
+  char path[256];
+  arch_path(f, path, sizeof path, "wh-symlink.tar");
+  struct image_info info;
+  import_ok(f, path, NULL, 0, &info, false);
+  char p[PATH_MAX + 8], t[64];
+  snprintf(p, sizeof p, "%s/up", info.rootfs);
+  ssize_t n = readlink(p, t, sizeof t - 1);
+  assert_int_equal(n, 1);
+  snprintf(p, sizeof p, "%s/etc", info.rootfs);
+  n = readlink(p, t, sizeof t - 1);
+  assert_int_equal(n, 4);
+  assert_file(info.rootfs, "f", "f");
+  char *pw2 = passwd_fingerprint();
+  assert_string_equal(pw, pw2);
+  free(pw);
+  free(pw2);
+  image_info_free(&info);
+  assert_store_clean(f, 1);
+}
+
+static void test_refuse_image_hostile(void **state) {
+  struct fx *f = *state;
+  make_image_archives(f);
+  static const struct {
+    const char *file, *needle;
+  } cases[] = {
+      {"h-dotdot.tar", "layer 1: entry \"../x\": path contains \"..\""},
+      {"h-wh-dotdot.tar", "layer 2: entry \"../../etc/.wh.passwd\": path contains \"..\""},
+      {"h-through-symlink.tar", "layer 2: entry \"lnk/passwd\": path goes through symlink"},
+      {"h-layer-dotdot.tar", "layer 1: \"../../etc/passwd\": path contains \"..\""},
+      {"h-layer-abs.tar", "layer 1: \"/etc/passwd\": absolute path"},
+      {"h-layer-missing.tar", "layer 1: \"deadbeef/layer.tar\" is not in the archive"},
+      {"h-layer-outlink.tar", "symlink leaves the archive"},
+      {"h-not-tar.tar", "layer 1: archive: Unrecognized archive format"},
+      {"h-not-json.tar", "is not valid JSON"},
+      {"h-huge.tar", "layer 2: entry \"zero2\": archive expands past the limit of 67108864"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char path[256];
+    arch_path(f, path, sizeof path, cases[i].file);
+    print_message("    %s\n", cases[i].file);
+    expect_refused(f, path, cases[i].needle);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1354,6 +1557,10 @@ int main(void) {
       T(test_crash_daemon_dies),
       T(test_helper_cli),
       T(test_helper_sandbox),
+      T(test_image_docker_save),
+      T(test_image_oci),
+      T(test_image_whiteout_symlinks),
+      T(test_refuse_image_hostile),
 #undef T
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
