@@ -162,8 +162,14 @@ static int open_runtime(struct quiltd *d, struct qerr *err) {
     log_warn("cgroups unavailable, containers run without limits: %s", cgerr.msg);
     d->cgm = NULL;
   }
-  if (open_images(d, err) < 0)
-    return err->code;
+  struct qerr ierr = QERR_INIT;
+  if (open_images(d, &ierr) < 0) {
+    /* Rootfs directories still work; image references answer clearly. */
+    log_warn("%s; images are unavailable", ierr.msg);
+    if (d->images)
+      image_store_close(d->images);
+    d->images = NULL;
+  }
   d->overlay = !d->cfg.no_overlay && rootfs_overlay_supported();
   if (!d->overlay)
     log_warn("overlayfs unavailable: containers get their image read-only (writable: /tmp)");

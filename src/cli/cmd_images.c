@@ -529,14 +529,7 @@ static int rmi_one(struct cli_ctx *ctx, const char *ref, struct ctr_each *each,
                    err);
   if (r < 0)
     return r;
-  if (!ctx->json) {
-    fprintf(ctx->out, "%s\n", ref);
-    return 0;
-  }
-  json_begin_object(&each->j, NULL);
-  json_string(&each->j, "id", ref);
-  json_end_object(&each->j);
-  return 0;
+  return ctr_print_ref(ctx, each, ref);
 }
 
 static const struct option rmi_opts[] = {

@@ -50,6 +50,10 @@ struct ctr_each {
 int ctr_for_each(struct cli_ctx *ctx, int argc, char **argv, int first, ctr_each_fn fn,
                  void *arg);
 
+/* The usual result of one id: the reference on a line, or {"id": ref} with
+ * --json. Returns 0. */
+int ctr_print_ref(struct cli_ctx *ctx, struct ctr_each *each, const char *ref);
+
 /* Parses a command taking only `IDS...` besides --help/--json; returns -1
  * to go on (ids start at optind) or an exit code. */
 int ctr_ids_only(struct cli_ctx *ctx, int argc, char **argv, int min_ids, int max_ids);

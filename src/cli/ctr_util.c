@@ -314,3 +314,14 @@ int parse_since(const char *s, int64_t now_ns, int64_t *out_ns) {
   }
   return parse_rfc3339(s, out_ns);
 }
+
+int ctr_print_ref(struct cli_ctx *ctx, struct ctr_each *each, const char *ref) {
+  if (!ctx->json) {
+    fprintf(ctx->out, "%s\n", ref);
+    return 0;
+  }
+  json_begin_object(&each->j, NULL);
+  json_string(&each->j, "id", ref);
+  json_end_object(&each->j);
+  return 0;
+}
