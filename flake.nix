@@ -9,7 +9,7 @@
       forAll = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
 
       buildInputs = pkgs: with pkgs; [
-        liburing nghttp2 protobufc libarchive libseccomp sqlite llhttp
+        liburing nghttp2 protobufc libarchive libseccomp sqlite llhttp nettle jansson
       ];
       nativeBuildInputs = pkgs: with pkgs; [ meson ninja pkg-config protobufc python3 ];
 
