@@ -5,6 +5,7 @@
 # usage: tests/cli/test_cli.sh PATH/TO/quilt-cli    (or QUILT_CLI=... in env)
 # Exits 0 when all pass, 1 on any failure, 77 (skip) without python3-grpcio.
 set -u
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
@@ -40,11 +41,6 @@ fail=0
 name=
 problems=()
 
-begin() {
-  name=$1
-  problems=()
-}
-
 # run ARGS...: runs quilt-cli; sets rc, out, err, ms (wall time).
 run() {
   local t0
@@ -58,28 +54,9 @@ run() {
 
 want_rc() { [ "$rc" = "$1" ] || problems+=("exit code $rc, want $1"); }
 want_out() { grep -qF -- "$1" "$TMP/out" || problems+=("stdout lacks: $1"); }
-want_out_is() { [ "$out" = "$1" ] || problems+=("stdout: $out" "want:   $1"); }
-want_err_is() { [ "$err" = "$1" ] || problems+=("stderr: $err" "want:   $1"); }
 want_err() { grep -qF -- "$1" "$TMP/err" || problems+=("stderr lacks: $1"); }
-want_no_err() { [ -z "$err" ] || problems+=("unexpected stderr: $err"); }
 want_faster() { [ "$ms" -lt "$1" ] || problems+=("took ${ms}ms, want < $1ms"); }
 want_log() { grep -qF -- "$1" "$TMP/log" || problems+=("server log lacks: $1"); }
-# want_json PYTHON-EXPR: evaluated with d = the parsed stdout.
-want_json() {
-  "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if ($1) else 1)" \
-    "$TMP/out" 2>/dev/null || problems+=("JSON check failed: $1" "stdout: $out")
-}
-
-end() {
-  if [ ${#problems[@]} -eq 0 ]; then
-    pass=$((pass + 1))
-    echo "ok - $name"
-  else
-    fail=$((fail + 1))
-    echo "not ok - $name"
-    printf '    %s\n' "${problems[@]}"
-  fi
-}
 
 # wait_ready FILE PID: until the fake server wrote FILE (stub generation
 # takes a moment); fails when the server died.

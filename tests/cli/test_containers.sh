@@ -7,6 +7,7 @@
 # Needs root (namespaces, cgroups, mounts). Exits 0 when all pass, 1 on any
 # failure, 77 (skip) when not root.
 set -u
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CLI=${1:-}
 QUILTD=${2:-}
@@ -51,11 +52,6 @@ fail=0
 name=
 problems=()
 
-begin() {
-  name=$1
-  problems=()
-}
-
 # q ARGS...: quilt-cli against our daemon; sets rc, out, err, ms (wall time).
 q() {
   local t0
@@ -67,41 +63,11 @@ q() {
   err=$(cat "$TMP/err")
 }
 
-want_rc() { [ "$rc" = "$1" ] || problems+=("exit code $rc, want $1" "stderr: $err"); }
-want_out() { grep -qF -- "$1" "$TMP/out" || problems+=("stdout lacks: $1" "stdout: $out"); }
 want_no_out() { ! grep -qF -- "$1" "$TMP/out" || problems+=("stdout has: $1"); }
-want_out_is() { [ "$out" = "$1" ] || problems+=("stdout: $out" "want:   $1"); }
-want_out_re() { grep -qE -- "$1" "$TMP/out" || problems+=("stdout lacks /$1/" "stdout: $out"); }
-want_err() { grep -qF -- "$1" "$TMP/err" || problems+=("stderr lacks: $1" "stderr: $err"); }
-want_err_is() { [ "$err" = "$1" ] || problems+=("stderr: $err" "want:   $1"); }
-want_no_err() { [ -z "$err" ] || problems+=("unexpected stderr: $err"); }
-want_one_err_line() {
-  [ "$(wc -l <"$TMP/err")" = 1 ] || problems+=("want one line on stderr, got: $err")
-}
 want_faster() { [ "$ms" -lt "$1" ] || problems+=("took ${ms}ms, want < $1ms"); }
-# want_json PYTHON-EXPR: evaluated with d = the parsed stdout.
-want_json() {
-  "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if ($1) else 1)" \
-    "$TMP/out" 2>/dev/null || problems+=("JSON check failed: $1" "stdout: $out")
-}
-# stdout is one JSON document / JSON Lines, as json.tool sees it.
-want_json_doc() {
-  "$PY" -m json.tool "$TMP/out" >/dev/null 2>&1 || problems+=("stdout is not JSON: $out")
-}
 want_json_lines() {
   "$PY" -m json.tool --json-lines "$TMP/out" >/dev/null 2>&1 ||
     problems+=("stdout is not JSON Lines: $out")
-}
-
-end() {
-  if [ ${#problems[@]} -eq 0 ]; then
-    pass=$((pass + 1))
-    echo "ok - $name"
-  else
-    fail=$((fail + 1))
-    echo "not ok - $name"
-    printf '    %s\n' "${problems[@]}"
-  fi
 }
 
 # wait_for SECS CMD...: polls CMD every 0.1 s until it succeeds.

@@ -10,6 +10,7 @@
 # mount namespace to prove uploads). Exits 0 when all pass, 1 on any
 # failure, 77 (skip) when not root.
 set -u
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CLI=${1:-}
 QUILTD=${2:-}
@@ -57,11 +58,6 @@ fail=0
 name=
 problems=()
 
-begin() {
-  name=$1
-  problems=()
-}
-
 # q ARGS...: quilt-cli against our daemon's socket; sets rc, out, err.
 # qt ARGS...: the same over TCP.
 run_cli() {
@@ -81,38 +77,9 @@ qns() {
   err=$(cat "$TMP/err")
 }
 
-want_rc() { [ "$rc" = "$1" ] || problems+=("exit code $rc, want $1" "stderr: $err"); }
 want_fail() { [ "$rc" != 0 ] || problems+=("exit code 0, want a failure" "stdout: $out"); }
-want_out() { grep -qF -- "$1" "$TMP/out" || problems+=("stdout lacks: $1" "stdout: $out"); }
 want_no_out() { ! grep -qF -- "$1" "$TMP/out" || problems+=("stdout has: $1" "stdout: $out"); }
-want_out_is() { [ "$out" = "$1" ] || problems+=("stdout: $out" "want:   $1"); }
-want_out_re() { grep -qE -- "$1" "$TMP/out" || problems+=("stdout lacks /$1/" "stdout: $out"); }
-want_err() { grep -qF -- "$1" "$TMP/err" || problems+=("stderr lacks: $1" "stderr: $err"); }
-want_err_is() { [ "$err" = "$1" ] || problems+=("stderr: $err" "want:   $1"); }
-want_no_err() { [ -z "$err" ] || problems+=("unexpected stderr: $err"); }
-want_one_err_line() {
-  [ "$(wc -l <"$TMP/err")" = 1 ] || problems+=("want one line on stderr, got: $err")
-}
 want_id() { [[ "$out" =~ ^[0-9a-f]{64}$ ]] || problems+=("stdout is not an image id: $out"); }
-# want_json PYTHON-EXPR: evaluated with d = the parsed stdout.
-want_json() {
-  "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if ($1) else 1)" \
-    "$TMP/out" 2>/dev/null || problems+=("JSON check failed: $1" "stdout: $out")
-}
-want_json_doc() {
-  "$PY" -m json.tool "$TMP/out" >/dev/null 2>&1 || problems+=("stdout is not JSON: $out")
-}
-
-end() {
-  if [ ${#problems[@]} -eq 0 ]; then
-    pass=$((pass + 1))
-    echo "ok - $name"
-  else
-    fail=$((fail + 1))
-    echo "not ok - $name"
-    printf '    %s\n' "${problems[@]}"
-  fi
-}
 
 # image_row ID: the `images` table row of that image.
 image_row() { "$CLI" --socket "$SOCK" images 2>/dev/null | grep "^${1:0:12} "; }
