@@ -104,27 +104,22 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
       {0, 0, 0, 0}};
   int c;
   unsigned long long v;
+/* A numeric option: parsed and range-checked, then stored by `store`. */
+#define NUM(opt, flag, max, store)                                             \
+  case opt:                                                                    \
+    if (parse_uint(optarg, flag, max, &v) < 0)                                 \
+      return 2;                                                                \
+    store;                                                                     \
+    break
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
     case O_SOCKET: cfg->socket_path = optarg; break;
     case O_LISTEN: cfg->listen_addr = optarg; break;
     case O_ROOT: cfg->root_dir = optarg; break;
-    case O_MAXCONN:
-      if (parse_uint(optarg, "--max-connections", 1000000, &v) < 0) return 2;
-      cfg->max_connections = (unsigned)v;
-      break;
-    case O_MAXSTREAMS:
-      if (parse_uint(optarg, "--max-streams", 100000, &v) < 0) return 2;
-      cfg->max_streams = (unsigned)v;
-      break;
-    case O_MAXMSG:
-      if (parse_uint(optarg, "--max-recv-msg", 1u << 30, &v) < 0) return 2;
-      cfg->max_recv_msg = (uint32_t)v;
-      break;
-    case O_IDLE:
-      if (parse_uint(optarg, "--idle-timeout", 86400 * 365, &v) < 0) return 2;
-      cfg->idle_timeout_ns = v * 1000000000ull;
-      break;
+    NUM(O_MAXCONN, "--max-connections", 1000000, cfg->max_connections = (unsigned)v);
+    NUM(O_MAXSTREAMS, "--max-streams", 100000, cfg->max_streams = (unsigned)v);
+    NUM(O_MAXMSG, "--max-recv-msg", 1u << 30, cfg->max_recv_msg = (uint32_t)v);
+    NUM(O_IDLE, "--idle-timeout", 86400 * 365, cfg->idle_timeout_ns = v * 1000000000ull);
     case O_LOG: {
       int level = parse_level(optarg);
       if (level < 0) return 2;
@@ -137,18 +132,13 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
     case O_CGPARENT: cfg->cgroup_parent = optarg; break;
     case O_DEFIMAGE: cfg->default_image = optarg; break;
     case O_NOOVERLAY: cfg->no_overlay = true; break;
-    case O_IMGMAX:
-      if (parse_uint(optarg, "--image-max-size", 1ull << 50, &v) < 0) return 2;
-      cfg->image_max_bytes = v;
-      break;
+    NUM(O_IMGMAX, "--image-max-size", 1ull << 50, cfg->image_max_bytes = v);
     case O_USERNS:
       if (parse_range(optarg, cfg) < 0) return 2;
       break;
-    case O_LOGMAX:
-      if (parse_uint(optarg, "--log-max-size", 1ull << 40, &v) < 0) return 2;
-      cfg->log_max_bytes = v;
-      break;
+    NUM(O_LOGMAX, "--log-max-size", 1ull << 40, cfg->log_max_bytes = v);
     case O_VERSION: printf("quiltd %s\n", QUILT_VERSION); return 1;
+#undef NUM
     default:
       fprintf(stderr, "quiltd: see quiltd --help\n");
       return 2;

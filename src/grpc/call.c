@@ -189,19 +189,22 @@ ssize_t grpc_call_read_body(struct grpc_call *call, uint8_t *buf, size_t len,
   return (ssize_t)n;
 }
 
+/* Not a gRPC request at all: a bare HTTP error, counted as `status`. */
+static void refuse_http(struct grpc_call *call, int http_status, int status) {
+  call->finished = call->headers_sent = call->ignore_input = true;
+  record(call, status);
+  h2_submit_headers(call, http_status, false);
+}
+
 /* Validates the request head once all headers are in, before any message. */
 void grpc_call_headers_done(struct grpc_call *call) {
   struct quiltd *d = h2_daemon(call->sess);
   if (!call->is_post) {
-    call->finished = call->headers_sent = call->ignore_input = true;
-    record(call, GRPC_UNIMPLEMENTED);
-    h2_submit_headers(call, 405, false);
+    refuse_http(call, 405, GRPC_UNIMPLEMENTED);
     return;
   }
   if (!call->content_type_ok) {
-    call->finished = call->headers_sent = call->ignore_input = true;
-    record(call, GRPC_INTERNAL);
-    h2_submit_headers(call, 415, false);
+    refuse_http(call, 415, GRPC_INTERNAL);
     return;
   }
   if (!call->method) {

@@ -512,6 +512,23 @@ static int apply_image_config(struct container *c, struct qerr *err) {
   return rc;
 }
 
+/* Everything a new container needs before it is recorded: the image's
+ * defaults, a command, its directory and rootfs view, and, in a user
+ * namespace, ownership the mapped root can use. */
+static int prepare(struct container *c, const char *rootfs, struct qerr *err) {
+  if (c->image_id[0] && apply_image_config(c, err) < 0)
+    return err->code;
+  if (c->spec->n_command == 0)
+    return qerr_status(err, GRPC_INVALID_ARGUMENT, EINVAL,
+                       "empty command: give the program to run (the image has no default)");
+  if (mkdir_p(c->dir, 0700, err) < 0 ||
+      rootfs_prepare(rootfs, c->dir, c->d->overlay, &c->rootfs, err) < 0)
+    return err->code;
+  if ((ns_flags(c->spec) & CLONE_NEWUSER) && own_rootfs(c, err) < 0)
+    return err->code;
+  return 0;
+}
+
 void container_create(struct quiltd *d, struct grpc_call *call,
                       const Quilt__V1__CreateContainerRequest *req) {
   struct qerr err = QERR_INIT;
@@ -532,25 +549,9 @@ void container_create(struct quiltd *d, struct grpc_call *call,
     return;
   }
   memcpy(c->image_id, image_id, sizeof c->image_id);
-  if ((image_id[0] && apply_image_config(c, &err) < 0) ||
-      (c->spec->n_command == 0 &&
-       qerr_status(&err, GRPC_INVALID_ARGUMENT, EINVAL,
-                   "empty command: give the program to run (the image has no default)") < 0)) {
-    container_free(c);
-    grpc_call_fail(call, &err);
-    return;
-  }
-  if (mkdir_p(c->dir, 0700, &err) < 0 ||
-      rootfs_prepare(rootfs, c->dir, d->overlay, &c->rootfs, &err) < 0) {
+  if (prepare(c, rootfs, &err) < 0) {
     struct qerr ignore = QERR_INIT;
-    rm_rf(c->dir, &ignore);
-    container_free(c);
-    grpc_call_fail(call, &err);
-    return;
-  }
-  if ((ns_flags(c->spec) & CLONE_NEWUSER) && own_rootfs(c, &err) < 0) {
-    struct qerr ignore = QERR_INIT;
-    rm_rf(c->dir, &ignore);
+    rm_rf(c->dir, &ignore); /* whatever prepare got to make */
     container_free(c);
     grpc_call_fail(call, &err);
     return;
