@@ -46,6 +46,7 @@ void quiltd_default_config(struct quiltd_config *cfg) {
       .log_max_bytes = 256ull * 1024 * 1024,
       .userns_base = 100000,
       .userns_count = 65536,
+      .warm_pool = 2,
   };
 }
 
@@ -182,6 +183,10 @@ int quiltd_init(struct quiltd *d, const struct quiltd_config *cfg, struct qerr *
   d->unix_l.fd = d->tcp_l.fd = -1;
   d->signals.fd = -1;
   d->start_mono_ns = clock_mono_ns();
+  /* First, while the daemon holds nothing the helper could inherit. */
+  struct qerr jerr = QERR_INIT;
+  if (janitor_start(&d->janitor, &jerr) < 0)
+    log_warn("%s: container directories are removed inline", jerr.msg);
   raise_nofile();
   clamp_connections(&d->cfg);
   grpc_registry_init(&d->registry);
@@ -197,6 +202,7 @@ int quiltd_init(struct quiltd *d, const struct quiltd_config *cfg, struct qerr *
     return err->code;
   }
   qtimers_init(&d->timers, &d->ring);
+  pool_init(&d->pool, d, cfg->warm_pool);
   d->n_features = qring_feature_names(&d->ring, d->features, ARRAY_SIZE(d->features));
   d->pid = getpid();
   if (qsignals_init(&d->signals, &d->ring, on_signal, err) < 0 || open_listeners(d, err) < 0) {
@@ -235,7 +241,7 @@ static bool runtime_busy(const struct quiltd *d) {
   for (const struct container *c = d->containers; c; c = c->next)
     if (container_is_active(c) || c->busy || !logs_idle(c))
       return true;
-  return false;
+  return pool_busy(&d->pool);
 }
 
 int quiltd_run(struct quiltd *d, struct qerr *err) {
@@ -244,9 +250,12 @@ int quiltd_run(struct quiltd *d, struct qerr *err) {
     if (rc < 0)
       return qerr_set(err, rc, "io_uring wait: %s", strerror(-rc));
     conn_flush_dirty(d);
-    if (d->deferred) {
-      io_uring_submit(&d->ring.ring); /* replies first, then the slow cleanup */
+    if (d->deferred || pool_wants(&d->pool)) {
+      /* Replies and exec records first, then the slow work: cleanup, and
+       * building a sandbox while the one just taken runs its exec. */
+      io_uring_submit(&d->ring.ring);
       containers_run_deferred(d);
+      pool_refill(&d->pool);
       conn_flush_dirty(d);
     }
     if (d->shutting_down && d->n_conns == 0 && (d->grace_over || !runtime_busy(d)))
@@ -257,6 +266,7 @@ int quiltd_run(struct quiltd *d, struct qerr *err) {
 
 void quiltd_free(struct quiltd *d) {
   /* quiltd_run returns only once every connection is gone. */
+  pool_free(&d->pool);
   containers_free(d);
   if (d->store)
     store_close(d->store);
@@ -274,4 +284,5 @@ void quiltd_free(struct quiltd *d) {
   qtimers_free(&d->timers);
   if (d->ring.ring.ring_fd > 0)
     qring_exit(&d->ring);
+  janitor_stop(&d->janitor);
 }

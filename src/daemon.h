@@ -14,6 +14,8 @@
 #include "io/ring.h"
 #include "io/signals.h"
 #include "io/timer.h"
+#include "runtime/janitor.h"
+#include "runtime/pool.h"
 
 struct conn;
 struct watcher;
@@ -55,6 +57,7 @@ struct quiltd_config {
   uint64_t log_max_bytes;      /* rotate a container log past this size; 0: never */
   uid_t userns_base;           /* user namespaces: container root = this host id */
   unsigned userns_count;       /* ... and this many ids from there */
+  unsigned warm_pool;          /* sandboxes kept ready for the default image */
 };
 
 /* Server-streaming calls that want events (WatchEvents, Health/Watch). */
@@ -77,6 +80,8 @@ struct quiltd {
   struct container *containers;
   unsigned n_containers;
   struct container *deferred;  /* exited; cleanup after the replies left */
+  struct warm_pool pool;       /* sandboxes built ahead of requests */
+  struct janitor janitor;      /* deletes directory trees off the loop */
   struct store *store;
   unsigned events_since_trim;
   struct tombstone tombstones[TOMBSTONES];

@@ -34,6 +34,8 @@ static void usage(FILE *f) {
           "  --log-max-size BYTES  rotate a container's log past this size (default 256 MiB)\n"
           "  --userns-range BASE:COUNT  host ids for containers with a user namespace\n"
           "                        (default 100000:65536; root inside maps to BASE)\n"
+          "  --warm-pool N         sandboxes kept ready for the default image, so a\n"
+          "                        container starts with a pipe write (default 2; 0: off)\n"
           "  -h, --help            this text\n"
           "  --version             print the version\n");
 }
@@ -81,7 +83,7 @@ static int parse_level(const char *s) {
 
 static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
   enum { O_SOCKET = 256, O_LISTEN, O_ROOT, O_MAXCONN, O_MAXSTREAMS, O_MAXMSG, O_IDLE, O_LOG,
-         O_VERSION, O_COMPAT, O_ROOTFS, O_CGPARENT, O_LOGMAX, O_USERNS, O_DEFIMAGE, O_IMGMAX, O_NOOVERLAY };
+         O_VERSION, O_COMPAT, O_ROOTFS, O_CGPARENT, O_LOGMAX, O_USERNS, O_DEFIMAGE, O_IMGMAX, O_NOOVERLAY, O_WARMPOOL };
   static const struct option opts[] = {
       {"socket", required_argument, 0, O_SOCKET},
       {"listen", required_argument, 0, O_LISTEN},
@@ -101,6 +103,7 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
       {"default-image", required_argument, 0, O_DEFIMAGE},
       {"no-overlay", no_argument, 0, O_NOOVERLAY},
       {"image-max-size", required_argument, 0, O_IMGMAX},
+      {"warm-pool", required_argument, 0, O_WARMPOOL},
       {0, 0, 0, 0}};
   int c;
   unsigned long long v;
@@ -137,6 +140,14 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
       if (parse_range(optarg, cfg) < 0) return 2;
       break;
     NUM(O_LOGMAX, "--log-max-size", 1ull << 40, cfg->log_max_bytes = v);
+    case O_WARMPOOL: /* 0 is meaningful here: no pool */
+      if (strcmp(optarg, "0") == 0)
+        cfg->warm_pool = 0;
+      else if (parse_uint(optarg, "--warm-pool", 256, &v) < 0)
+        return 2;
+      else
+        cfg->warm_pool = (unsigned)v;
+      break;
     case O_VERSION: printf("quiltd %s\n", QUILT_VERSION); return 1;
 #undef NUM
     default:

@@ -34,6 +34,8 @@ static int on_request(void *arg, const struct http1_request *req) {
     struct strbuf text = STRBUF_INIT;
     rc = metrics_render(&d->metrics, d->registry.names, d->registry.count, &text);
     if (rc == 0)
+      rc = pool_render_metrics(&d->pool, &text);
+    if (rc == 0)
       rc = http1_write_response(out, 200, "text/plain; version=0.0.4", strbuf_head(&text),
                                 strbuf_avail(&text), req->keep_alive);
     strbuf_free(&text);

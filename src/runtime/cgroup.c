@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -488,6 +489,32 @@ int cgroup_fd(const struct cgroup *cg) { return cg->v2_fd; }
 
 int cgroup_attach(struct cgroup *cg, pid_t pid, struct qerr *err) {
   return cg->ops->attach(cg, pid, err);
+}
+
+int cgroup_apply(struct cgroup *cg, const struct cgroup_limits *lim, struct qerr *err) {
+  return cg->ops->apply(cg, lim, err);
+}
+
+int cgroup_procs_fds(const struct cgroup *cg, int *fds, size_t cap, struct qerr *err) {
+  if (cg->v2_fd >= 0)
+    return 0;
+  size_t n = 0;
+  for (size_t i = 0; i < cg->nhier; i++) {
+    if (!cg->dir[i].parent)
+      continue;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/cgroup.procs", cg->dir[i].parent);
+    int fd = n < cap ? open(path, O_WRONLY | O_CLOEXEC) : -1;
+    if (fd < 0) {
+      int e = n < cap ? errno : E2BIG;
+      while (n > 0)
+        close(fds[--n]);
+      errno = e;
+      return qerr_errno(err, "opening %s", path);
+    }
+    fds[n++] = fd;
+  }
+  return (int)n;
 }
 
 int cgroup_read_stats(struct cgroup *cg, struct cgroup_stats *st, struct qerr *err) {

@@ -48,6 +48,11 @@ int cgroup_open(struct cgroup_manager *m, const char *name, struct cgroup **out,
 int cgroup_fd(const struct cgroup *cg);
 /* Moves pid into the cgroup (every v1 hierarchy). */
 int cgroup_attach(struct cgroup *cg, pid_t pid, struct qerr *err);
+/* v1: opens cgroup.procs in every hierarchy, for a child to write "0" into
+ * (joining by itself). Returns how many (0 on v2) or a negative errno. */
+int cgroup_procs_fds(const struct cgroup *cg, int *fds, size_t cap, struct qerr *err);
+/* Sets the limits of an existing cgroup (a warm sandbox's, at take time). */
+int cgroup_apply(struct cgroup *cg, const struct cgroup_limits *lim, struct qerr *err);
 int cgroup_read_stats(struct cgroup *cg, struct cgroup_stats *st, struct qerr *err);
 /* Number of OOM kills recorded for this cgroup so far. */
 int cgroup_oom_kills(struct cgroup *cg, uint64_t *count, struct qerr *err);

@@ -1,6 +1,7 @@
 #include "runtime/container.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -22,6 +23,7 @@
 #include "runtime/cgroup.h"
 #include "runtime/images.h"
 #include "runtime/logs.h"
+#include "runtime/pool.h"
 #include "runtime/spawn.h"
 #include "runtime/store.h"
 #include "runtime/syscalls.h"
@@ -299,7 +301,7 @@ static int ns_flags(const Quilt__V1__ContainerSpec *s) {
 
 /* ------------------------------------------------------------ create */
 
-static int new_id(char out[65], struct qerr *err) {
+int container_new_id(char out[65], struct qerr *err) {
   uint8_t raw[32];
   if (getrandom(raw, sizeof raw, 0) != sizeof raw)
     return qerr_errno(err, "getrandom");
@@ -335,7 +337,7 @@ static struct container *container_alloc(struct quiltd *d, const Quilt__V1__Cont
         &quilt__v1__container_spec__descriptor, NULL, len, buf);
   }
   c->name = strdup(spec->name ? spec->name : "");
-  if (!c->spec || !c->name || new_id(c->id, err) < 0) {
+  if (!c->spec || !c->name || container_new_id(c->id, err) < 0) {
     if (!err->code)
       qerr_set(err, ENOMEM, "out of memory");
     container_free(c);
@@ -364,8 +366,6 @@ static void unlink_container(struct quiltd *d, struct container *c) {
     c->next->prev = c->prev;
   d->n_containers--;
 }
-
-static int start(struct container *c, struct qerr *err);
 
 /* Lets the namespace's root (host gid `gid`) search every directory above
  * `path`: directories quiltd owns (under its root dir) get that group and
@@ -415,8 +415,8 @@ static int own_rootfs(struct container *c, struct qerr *err) {
 /* Where the container's files come from: an image of the store (by tag,
  * id or prefix), a rootfs directory, or a tarball imported on the spot
  * (cached by digest). No image: the built-in one. */
-static int resolve_image(struct quiltd *d, const char *ref, char rootfs[PATH_MAX],
-                         char image_id[65], struct qerr *err) {
+int container_resolve_image(struct quiltd *d, const char *ref, char rootfs[PATH_MAX],
+                            char image_id[65], struct qerr *err) {
   if (!ref[0] && d->cfg.default_rootfs)
     ref = d->cfg.default_rootfs;
   if (!ref[0])
@@ -512,15 +512,19 @@ static int apply_image_config(struct container *c, struct qerr *err) {
   return rc;
 }
 
-/* Everything a new container needs before it is recorded: the image's
- * defaults, a command, its directory and rootfs view, and, in a user
- * namespace, ownership the mapped root can use. */
-static int prepare(struct container *c, const char *rootfs, struct qerr *err) {
+/* What the container runs: the image's defaults, and a command. */
+static int prepare_command(struct container *c, struct qerr *err) {
   if (c->image_id[0] && apply_image_config(c, err) < 0)
     return err->code;
   if (c->spec->n_command == 0)
     return qerr_status(err, GRPC_INVALID_ARGUMENT, EINVAL,
                        "empty command: give the program to run (the image has no default)");
+  return 0;
+}
+
+/* Its directory and rootfs view, and, in a user namespace, ownership the
+ * mapped root can use. */
+static int prepare_files(struct container *c, const char *rootfs, struct qerr *err) {
   if (mkdir_p(c->dir, 0700, err) < 0 ||
       rootfs_prepare(rootfs, c->dir, c->d->overlay, &c->rootfs, err) < 0)
     return err->code;
@@ -528,6 +532,16 @@ static int prepare(struct container *c, const char *rootfs, struct qerr *err) {
     return err->code;
   return 0;
 }
+
+/* A warm sandbox's files become the container's, under the sandbox's id. */
+static void adopt_files(struct container *c, const struct warm *w) {
+  memcpy(c->id, w->id, sizeof c->id);
+  memcpy(c->dir, w->dir, sizeof c->dir);
+  c->rootfs = w->rootfs;
+}
+
+static int start(struct container *c, struct warm *w, struct qerr *err);
+static struct warm *take_sandbox(struct quiltd *d, struct container *c, const char *rootfs);
 
 void container_create(struct quiltd *d, struct grpc_call *call,
                       const Quilt__V1__CreateContainerRequest *req) {
@@ -539,7 +553,7 @@ void container_create(struct quiltd *d, struct grpc_call *call,
     return;
   }
   char rootfs[PATH_MAX], image_id[65] = "";
-  if (resolve_image(d, spec->image, rootfs, image_id, &err) < 0) {
+  if (container_resolve_image(d, spec->image, rootfs, image_id, &err) < 0) {
     grpc_call_fail(call, &err);
     return;
   }
@@ -549,9 +563,17 @@ void container_create(struct quiltd *d, struct grpc_call *call,
     return;
   }
   memcpy(c->image_id, image_id, sizeof c->image_id);
-  if (prepare(c, rootfs, &err) < 0) {
+  struct warm *w = NULL;
+  int rc = prepare_command(c, &err);
+  if (rc == 0)
+    w = take_sandbox(d, c, rootfs);
+  if (w)
+    adopt_files(c, w);
+  else if (rc == 0)
+    rc = prepare_files(c, rootfs, &err);
+  if (rc < 0) {
     struct qerr ignore = QERR_INIT;
-    rm_rf(c->dir, &ignore); /* whatever prepare got to make */
+    rm_rf(c->dir, &ignore); /* whatever prepare_files got to make */
     container_free(c);
     grpc_call_fail(call, &err);
     return;
@@ -560,12 +582,16 @@ void container_create(struct quiltd *d, struct grpc_call *call,
   persist(c);
   publish(c, EV(CREATED), NULL);
   if (req->no_start) {
+    c->warm = w; /* waits, built, for StartContainer */
     reply_container(call, c, W_START);
     return;
   }
-  if (add_waiter(c, call, W_START) < 0)
+  if (add_waiter(c, call, W_START) < 0) {
+    if (w)
+      pool_discard(&d->pool, w);
     return;
-  if (start(c, &err) < 0)
+  }
+  if (start(c, w, &err) < 0)
     wake(c, 1u << W_START, &err);
 }
 
@@ -601,16 +627,12 @@ static void free_env(char **env) {
   free(env);
 }
 
-static int create_cgroup(struct container *c, struct qerr *err) {
-  const Quilt__V1__ContainerSpec *s = c->spec;
-  if (!c->d->cgm)
-    return 0;
-  struct cgroup_limits lim = {
+static struct cgroup_limits limits_of(const Quilt__V1__ContainerSpec *s) {
+  return (struct cgroup_limits){
       .memory_bytes = s->memory_limit_mib * 1024 * 1024,
       .cpu_percent = s->cpu_limit_percent,
       .pids = s->pids_limit == 0 ? DEFAULT_PIDS_LIMIT : s->pids_limit,
   };
-  return cgroup_create(c->d->cgm, c->id, &lim, &c->cg, err);
 }
 
 static void arm_status(struct container *c) {
@@ -620,92 +642,141 @@ static void arm_status(struct container *c) {
   c->busy = true;
 }
 
-static int spawn(struct container *c, char **env, const char *hostname, int out_fds[2],
-                 struct qerr *err) {
-  const Quilt__V1__ContainerSpec *s = c->spec;
-  cleanup_fd int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (devnull < 0)
-    return qerr_errno(err, "opening /dev/null");
-  /* protobuf-c's repeated strings are not NULL-terminated; execve needs it. */
-  cleanup_free char **argv = calloc(s->n_command + 1, sizeof *argv);
-  if (!argv)
-    return qerr_set(err, ENOMEM, "out of memory");
-  memcpy(argv, s->command, s->n_command * sizeof *argv);
-  struct spawn_spec sp = {
+/* Cold: a sandbox built for this container alone. */
+static int spawn_cold(struct container *c, int *ctl_fd, struct qerr *err) {
+  struct quiltd *d = c->d;
+  struct cgroup_limits lim = limits_of(c->spec);
+  struct spawn_sandbox sb = {
       .rootfs = c->rootfs.merged,
       .overlay_lower = c->rootfs.overlay ? c->rootfs.lower : NULL,
       .overlay_upper = c->rootfs.upper,
       .overlay_work = c->rootfs.work,
-      .argv = argv,
-      .env = env,
-      .cwd = s->working_dir,
-      .hostname = hostname,
-      .user = s->user,
-      .ns_flags = ns_flags(s),
-      .userns_base = c->d->cfg.userns_base,
-      .userns_count = c->d->cfg.userns_count,
-      .cgroup_fd = c->cg ? cgroup_fd(c->cg) : -1,
-      .stdio = {devnull, out_fds[0], out_fds[1]},
+      .rootfs_writable = c->rootfs.overlay,
+      .ns_flags = ns_flags(c->spec),
+      .userns_base = d->cfg.userns_base,
+      .userns_count = d->cfg.userns_count,
+      .cgroup_fd = -1,
+      .stdio = {-1, -1, -1},
   };
+  int rc = d->cgm ? cgroup_create(d->cgm, c->id, &lim, &c->cg, err) : 0;
+  if (rc == 0)
+    rc = logs_open(c, sb.stdio + 1, err);
+  if (rc == 0 && (sb.stdio[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+    rc = qerr_errno(err, "opening /dev/null");
+  int n = rc == 0 && c->cg ? cgroup_procs_fds(c->cg, sb.cgroup_procs, SPAWN_MAX_CGROUP_FDS, err)
+                           : 0;
+  if (rc == 0 && n < 0)
+    rc = n;
+  sb.n_cgroup_procs = n > 0 ? (size_t)n : 0;
+  sb.cgroup_fd = c->cg ? cgroup_fd(c->cg) : -1;
   struct spawn_result res;
-  int release_fd;
-  if (spawn_start(&sp, &res, &release_fd, err) < 0)
-    return err->code;
-  c->pid = res.pid;
-  c->pidfd = res.pidfd;
-  c->status_fd = res.status_fd;
-  if ((c->cg && sp.cgroup_fd < 0 && cgroup_attach(c->cg, res.pid, err) < 0) ||
-      ((sp.ns_flags & CLONE_NEWUSER) &&
-       spawn_map_ids(res.pid, sp.userns_base, sp.userns_count, err) < 0)) {
-    close(release_fd); /* the child sees EOF and exits */
-    return err->code;
+  if (rc == 0 && (rc = spawn_sandbox(&sb, &res, err)) == 0) {
+    c->pid = res.pid;
+    c->pidfd = res.pidfd;
+    c->status_fd = res.status_fd;
+    *ctl_fd = res.ctl_fd;
+    if ((sb.ns_flags & CLONE_NEWUSER) &&
+        (spawn_map_ids(res.pid, sb.userns_base, sb.userns_count, err) < 0 ||
+         spawn_release(res.ctl_fd, err) < 0))
+      rc = err->code;
   }
-  return spawn_release(release_fd, err);
+  for (size_t i = 0; i < sb.n_cgroup_procs; i++)
+    close(sb.cgroup_procs[i]);
+  for (int i = 0; i < 3; i++)
+    if (sb.stdio[i] >= 0)
+      close(sb.stdio[i]);
+  return rc;
 }
 
-static int start(struct container *c, struct qerr *err) {
+/* Warm: the pool built the sandbox; the container takes its process,
+ * cgroup (limits already applied) and pipes. */
+static int adopt_sandbox(struct container *c, struct warm *w, int *ctl_fd, struct qerr *err) {
+  c->cg = take_ptr(w->cg);
+  c->pid = w->proc.pid;
+  c->pidfd = take_fd(&w->proc.pidfd);
+  c->status_fd = take_fd(&w->proc.status_fd);
+  *ctl_fd = take_fd(&w->proc.ctl_fd);
+  int rc = logs_adopt(c, w->pipes, err);
+  free(w);
+  return rc;
+}
+
+/* A ready sandbox for c, with c's limits, or NULL: start cold. */
+static struct warm *take_sandbox(struct quiltd *d, struct container *c, const char *rootfs) {
+  struct warm *w = pool_take(&d->pool, c->image_id, rootfs, ns_flags(c->spec));
+  struct cgroup_limits lim = limits_of(c->spec);
+  struct qerr err = QERR_INIT;
+  if (w && w->cg && cgroup_apply(w->cg, &lim, &err) < 0) {
+    log_info("warm sandbox %.12s refused the limits (%s): starting cold", w->id, err.msg);
+    pool_discard(&d->pool, w);
+    return NULL;
+  }
+  return w;
+}
+
+static int send_exec(struct container *c, int ctl_fd, char **env, const char *hostname,
+                     struct qerr *err) {
+  const Quilt__V1__ContainerSpec *s = c->spec;
+  /* protobuf-c's repeated strings are not NULL-terminated; execve needs it. */
+  cleanup_free char **argv = calloc(s->n_command + 1, sizeof *argv);
+  if (!argv) {
+    close(ctl_fd);
+    return qerr_set(err, ENOMEM, "out of memory");
+  }
+  memcpy(argv, s->command, s->n_command * sizeof *argv);
+  struct spawn_exec ex = {.argv = argv, .env = env, .cwd = s->working_dir,
+                          .hostname = hostname, .user = s->user};
+  return spawn_send_exec(ctl_fd, &ex, err);
+}
+
+/* Nothing was started: undo and record why. */
+static void start_failed(struct container *c, const struct qerr *err) {
+  logs_close(c);
+  if (c->cg) {
+    struct qerr ignore = QERR_INIT;
+    cgroup_destroy(c->cg, &ignore);
+    c->cg = NULL;
+  }
+  log_info("container %.12s failed to start: %s", c->id, err->msg);
+  c->state = ST(FAILED);
+  c->failure = strdup(err->msg);
+  c->finished_ns = clock_real_ns();
+  persist(c);
+  publish(c, EV(FAILED), err->msg);
+}
+
+static int start(struct container *c, struct warm *w, struct qerr *err) {
   char sid[13], hostname[72];
   const Quilt__V1__ContainerSpec *s = c->spec;
   snprintf(hostname, sizeof hostname, "%s",
            s->hostname[0] ? s->hostname : c->name[0] ? c->name : short_id(c, sid));
-  int out_fds[2] = {-1, -1};
   char **env = build_env(c, hostname);
-  int rc = env ? 0 : qerr_set(err, ENOMEM, "out of memory");
+  int ctl_fd = -1, rc = 0;
+  if (!env) {
+    rc = qerr_set(err, ENOMEM, "out of memory");
+    if (w)
+      pool_discard(&c->d->pool, w);
+  } else {
+    rc = w ? adopt_sandbox(c, w, &ctl_fd, err) : spawn_cold(c, &ctl_fd, err);
+  }
   if (rc == 0)
-    rc = create_cgroup(c, err);
-  if (rc == 0)
-    rc = logs_open(c, out_fds, err);
-  if (rc == 0)
-    rc = spawn(c, env, hostname, out_fds, err);
+    rc = send_exec(c, take_fd(&ctl_fd), env, hostname, err);
+  if (ctl_fd >= 0)
+    close(ctl_fd); /* a child left waiting reads EOF and gives up */
   free_env(env);
-  for (int i = 0; i < 2; i++)
-    if (out_fds[i] >= 0)
-      close(out_fds[i]);
   c->status_op.fn = on_status;
   if (rc < 0 && c->pid > 0) {
-    /* The child exists but was not released: it reports a failure on the
-     * status pipe; keep the real reason for the record. */
+    /* The child exists: it reports a failure on the status pipe; keep the
+     * real reason for the record. */
     c->failure = strdup(err->msg);
     rc = 0;
   }
   if (rc < 0) {
-    /* Nothing was started: undo and record why. */
-    logs_close(c);
-    if (c->cg) {
-      struct qerr ignore = QERR_INIT;
-      cgroup_destroy(c->cg, &ignore);
-      c->cg = NULL;
-    }
-    log_info("container %.12s failed to start: %s", c->id, err->msg);
-    c->state = ST(FAILED);
-    c->failure = strdup(err->msg);
-    c->finished_ns = clock_real_ns();
-    persist(c);
-    publish(c, EV(FAILED), err->msg);
+    start_failed(c, err);
     return rc;
   }
   logs_start(c);
-  arm_status(c); /* a failed attach/release shows up as a failure record or EOF + exit */
+  arm_status(c); /* a failure shows up as a failure record or EOF + exit */
   return 0;
 }
 
@@ -719,7 +790,7 @@ void container_start_rpc(struct quiltd *d, struct grpc_call *call, struct contai
   if (add_waiter(c, call, W_START) < 0)
     return;
   struct qerr err = QERR_INIT;
-  if (start(c, &err) < 0)
+  if (start(c, take_ptr(c->warm), &err) < 0)
     wake(c, 1u << W_START, &err);
 }
 
@@ -907,7 +978,9 @@ static void do_remove(struct container *c) {
     bury(c);
   logs_close(c);
   release_cgroup(c);
-  if (rootfs_release(c->dir, &err) < 0 || rm_rf(c->dir, &err) < 0)
+  if (c->warm) /* never started: the pool removes its files once it is dead */
+    pool_discard(&d->pool, take_ptr(c->warm));
+  else if (janitor_remove(&d->janitor, c->dir, &err) < 0)
     log_warn("removing container %.12s: %s", c->id, err.msg);
   if (d->store && store_delete_container(d->store, c->id, &err) < 0)
     log_warn("forgetting container %.12s: %s", c->id, err.msg);
@@ -951,6 +1024,21 @@ void container_remove_rpc(struct quiltd *d, struct grpc_call *call, struct conta
 void container_logs_drained(struct container *c) { maybe_finish(c); }
 
 /* ------------------------------------------------------------ restart */
+
+/* A container created but never started gets its rootfs view back, so a
+ * StartContainer after the restart finds the image under its overlay. */
+static void restore_view(struct container *c) {
+  char rootfs[PATH_MAX], image_id[65] = "";
+  struct qerr err = QERR_INIT;
+  const char *ref = c->image_id[0] ? c->image_id : c->spec->image;
+  char work[PATH_MAX + 8];
+  /* An overlay refuses a work dir a volatile mount used: start it afresh. */
+  snprintf(work, sizeof work, "%s/work", c->dir);
+  if (rm_rf(work, &err) < 0 ||
+      container_resolve_image(c->d, ref, rootfs, image_id, &err) < 0 ||
+      rootfs_prepare(rootfs, c->dir, c->d->overlay, &c->rootfs, &err) < 0)
+    log_warn("container %.12s cannot start any more: %s", c->id, err.msg);
+}
 
 static int restore_one(void *arg, const struct container_record *r) {
   struct quiltd *d = arg;
@@ -1000,21 +1088,57 @@ static int restore_one(void *arg, const struct container_record *r) {
       c->failure = strdup("quiltd restarted while the container ran");
     }
   }
+  if (c->state == ST(CREATED))
+    restore_view(c);
   link_container(d, c);
   persist(c);
   return 0;
 }
 
+/* Directories under containers/ that no record claims: sandboxes of a warm
+ * pool (or a create cut short) when the daemon died. Their processes died
+ * with it (they wait on a pipe from us); the cgroups and files remain. */
+static void sweep_orphans(struct quiltd *d) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/containers", d->cfg.root_dir);
+  cleanup_dir DIR *dir = opendir(path);
+  struct dirent *de;
+  while (dir && (de = readdir(dir))) {
+    struct qerr err = QERR_INIT;
+    if (de->d_name[0] == '.' || strlen(de->d_name) != 64 ||
+        container_lookup(d, de->d_name, &err))
+      continue;
+    struct cgroup *cg = NULL;
+    if (d->cgm && cgroup_open(d->cgm, de->d_name, &cg, &err) == 0) {
+      cgroup_kill_all(cg, &err);
+      cgroup_destroy(cg, &err);
+    }
+    snprintf(path, sizeof path, "%s/containers/%s", d->cfg.root_dir, de->d_name);
+    if (rootfs_release(path, &err) < 0 || rm_rf(path, &err) < 0)
+      log_warn("removing leftover %s: %s", path, err.msg);
+    else
+      log_info("removed leftover sandbox %.12s", de->d_name);
+  }
+}
+
 int containers_restore(struct quiltd *d, struct qerr *err) {
   if (!d->store)
     return 0;
-  return store_load_containers(d->store, restore_one, d, err);
+  if (store_load_containers(d->store, restore_one, d, err) < 0)
+    return err->code;
+  sweep_orphans(d);
+  return 0;
 }
 
 bool containers_shutdown(struct quiltd *d) {
   bool any = false;
+  pool_shutdown(&d->pool);
   struct qerr err = QERR_INIT;
   for (struct container *c = d->containers; c; c = c->next) {
+    if (c->warm) { /* created, not started: it starts cold after a restart */
+      c->warm->keep_dir = true;
+      pool_discard(&d->pool, take_ptr(c->warm));
+    }
     if (!container_is_active(c))
       continue;
     any = true;
@@ -1033,6 +1157,10 @@ void containers_free(struct quiltd *d) {
       close(c->pidfd);
     if (c->status_fd >= 0)
       close(c->status_fd);
+    if (c->warm) {
+      c->warm->keep_dir = true;
+      pool_discard_now(take_ptr(c->warm));
+    }
     unlink_container(d, c);
     container_free(c);
   }

@@ -70,6 +70,7 @@ struct container {
   bool removing;                   /* remove once exited */
   bool busy;                       /* an operation holds it: do not free */
   struct container *defer_next;    /* d->deferred: exit cleanup pending */
+  struct warm *warm;               /* created from the warm pool, not started yet */
 };
 
 /* Validates the spec, records the container (state created) and, unless
@@ -86,6 +87,15 @@ void container_wait_rpc(struct quiltd *d, struct grpc_call *call, struct contain
 /* Answers a WaitContainer for a container already removed (auto-remove
  * races a client's Wait); false when `ref` (full id or prefix) is unknown. */
 bool container_wait_removed(struct quiltd *d, struct grpc_call *call, const char *ref);
+
+/* A fresh random container id (64 hex digits). */
+int container_new_id(char out[65], struct qerr *err);
+/* Where a container's files come from: an image of the store (tag, id or
+ * prefix), a rootfs directory, or a tarball imported on the spot; "" means
+ * the default. Fills the rootfs directory and the image id ("" for a
+ * directory). */
+int container_resolve_image(struct quiltd *d, const char *ref, char rootfs[PATH_MAX],
+                            char image_id[65], struct qerr *err);
 
 /* Finds by full id, name, or unique id prefix; NOT_FOUND / ambiguous
  * errors are recorded in err. */

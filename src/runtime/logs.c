@@ -150,7 +150,7 @@ static void on_pipe(struct qop *op, int res, uint32_t flags) {
   arm_pipe(p);
 }
 
-int logs_open(struct container *c, int child_fds[2], struct qerr *err) {
+static int open_log_file(struct container *c, struct qerr *err) {
   char path[LOG_PATH_MAX];
   log_path(c, path, sizeof path, false);
   c->log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
@@ -158,21 +158,54 @@ int logs_open(struct container *c, int child_fds[2], struct qerr *err) {
     return qerr_errno(err, "opening log %s", path);
   struct stat st;
   c->log_size = fstat(c->log_fd, &st) == 0 ? (uint64_t)st.st_size : 0;
-  struct log_pipe *pipes[2] = {&c->out, &c->err};
+  return 0;
+}
+
+static int adopt_pipe(struct container *c, int i, int fd, struct qerr *err) {
+  struct log_pipe *p = i ? &c->err : &c->out;
+  *p = (struct log_pipe){.c = c, .fd = fd, .stream = i ? LOG_STDERR : LOG_STDOUT};
+  p->op.fn = on_pipe;
+  /* Without a provided-buffer ring each pipe reads into its own buffer. */
+  if (!c->d->ring.have_bufs && !(p->buf = malloc(PIPE_BUF_FALLBACK)))
+    return qerr_set(err, ENOMEM, "allocating a log buffer");
+  return 0;
+}
+
+int logs_adopt(struct container *c, int read_fds[2], struct qerr *err) {
+  for (int i = 0; i < 2; i++) {
+    int fd = read_fds[i];
+    read_fds[i] = -1;
+    if (adopt_pipe(c, i, fd, err) < 0)
+      return err->code;
+  }
+  return open_log_file(c, err);
+}
+
+int logs_pipes(int read_fds[2], int write_fds[2], struct qerr *err) {
   for (int i = 0; i < 2; i++) {
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC) < 0)
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+      int e = errno;
+      for (int j = 0; j < i; j++) {
+        close(read_fds[j]);
+        close(write_fds[j]);
+      }
+      errno = e;
       return qerr_errno(err, "creating the %s pipe", i ? "stderr" : "stdout");
+    }
     /* A roomier pipe lets a chatty container run ahead of the daemon. */
     fcntl(fds[1], F_SETPIPE_SZ, 1024 * 1024);
-    *pipes[i] = (struct log_pipe){.c = c, .fd = fds[0], .stream = i ? LOG_STDERR : LOG_STDOUT};
-    pipes[i]->op.fn = on_pipe;
-    child_fds[i] = fds[1];
-    /* Without a provided-buffer ring each pipe reads into its own buffer. */
-    if (!c->d->ring.have_bufs && !(pipes[i]->buf = malloc(PIPE_BUF_FALLBACK)))
-      return qerr_set(err, ENOMEM, "allocating a log buffer");
+    read_fds[i] = fds[0];
+    write_fds[i] = fds[1];
   }
   return 0;
+}
+
+int logs_open(struct container *c, int child_fds[2], struct qerr *err) {
+  int rd[2];
+  if (logs_pipes(rd, child_fds, err) < 0)
+    return err->code;
+  return logs_adopt(c, rd, err);
 }
 
 void logs_start(struct container *c) {

@@ -16,6 +16,11 @@ struct grpc_call;
  * ends for the child's stdout and stderr (the caller closes them after
  * the clone). */
 int logs_open(struct container *c, int child_fds[2], struct qerr *err);
+/* The same in two steps, for sandboxes built before their container: the
+ * pipes, then their read ends handed to the container (taken even on
+ * failure) along with its log file. */
+int logs_pipes(int read_fds[2], int write_fds[2], struct qerr *err);
+int logs_adopt(struct container *c, int read_fds[2], struct qerr *err);
 /* Starts reading the pipes on the ring. */
 void logs_start(struct container *c);
 /* True when no pipe read is in flight (safe to free the container). */

@@ -5,6 +5,7 @@
 #include <grp.h>
 #include <linux/sched.h>
 #include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,9 +30,9 @@
  * daemon. A failure is written to the status pipe and the child exits. */
 
 struct child {
-  const struct spawn_spec *spec;
+  const struct spawn_sandbox *sb;
   int status_fd;     /* write end, close-on-exec */
-  int release_fd;    /* read end */
+  int ctl_fd;        /* read end: release byte, exec record */
   int rootfd;        /* O_PATH of the rootfs */
 };
 
@@ -139,7 +140,7 @@ static void make_dev(struct child *c) {
 }
 
 static void make_sys(struct child *c) {
-  const struct spawn_spec *s = c->spec;
+  const struct spawn_sandbox *s = c->sb;
   unsigned long ro = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
   if (s->ns_flags & CLONE_NEWNET) {
     mount_in_root(c, "sysfs", "/sys", "sysfs", ro, NULL, true);
@@ -152,7 +153,7 @@ static void make_sys(struct child *c) {
 }
 
 static void setup_mounts(struct child *c) {
-  const struct spawn_spec *s = c->spec;
+  const struct spawn_sandbox *s = c->sb;
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
     child_fail(c, GRPC_INTERNAL, errno, "making mounts private");
   /* pivot_root needs the new root to be a mount point. */
@@ -175,7 +176,8 @@ static void setup_mounts(struct child *c) {
       child_fail(c, GRPC_FAILED_PRECONDITION, errno, "mounting overlay of %s", s->overlay_lower);
   } else if (mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) {
     child_fail(c, GRPC_FAILED_PRECONDITION, errno, "binding rootfs %s", s->rootfs);
-  } else if (mount(NULL, s->rootfs, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0) {
+  } else if (!s->rootfs_writable &&
+             mount(NULL, s->rootfs, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0) {
     /* Without an overlay the image itself is the rootfs: never writable, or
      * one container could change every other's files. */
     child_fail(c, GRPC_INTERNAL, errno, "making rootfs %s read-only", s->rootfs);
@@ -195,7 +197,7 @@ static void enter_root(struct child *c) {
   /* pivot_root(".", ".") stacks the old root on the new one; detaching it
    * leaves only the container's tree, with no directory kept open. */
   if (sys_pivot_root(".", ".") < 0)
-    child_fail(c, GRPC_INTERNAL, errno, "pivot_root into %s", c->spec->rootfs);
+    child_fail(c, GRPC_INTERNAL, errno, "pivot_root into %s", c->sb->rootfs);
   if (umount2(".", MNT_DETACH) < 0)
     child_fail(c, GRPC_INTERNAL, errno, "detaching the old root");
   if (chdir("/") < 0)
@@ -229,8 +231,7 @@ static char *read_small_file(const char *path) {
   return buf;
 }
 
-static void switch_user(struct child *c) {
-  const char *user = c->spec->user;
+static void switch_user(struct child *c, const char *user) {
   if (!user || !user[0])
     return;
   cleanup_free char *passwd = read_small_file("/etc/passwd");
@@ -269,21 +270,21 @@ static const char *env_path(char *const *env) {
 }
 
 /* execvpe would search the daemon's PATH; the container's env decides. */
-static void exec_command(struct child *c) {
-  const char *cmd = c->spec->argv[0];
+static void exec_command(struct child *c, const struct spawn_exec *ex) {
+  const char *cmd = ex->argv[0];
   if (strchr(cmd, '/')) {
-    execve(cmd, c->spec->argv, c->spec->env);
+    execve(cmd, ex->argv, ex->env);
     int e = errno;
     child_fail(c, e == ENOENT ? GRPC_NOT_FOUND : GRPC_FAILED_PRECONDITION, e, "executing %s",
                cmd);
   }
-  const char *path = env_path(c->spec->env);
+  const char *path = env_path(ex->env);
   int last = ENOENT;
   while (*path) {
     const char *colon = strchrnul(path, ':');
     char full[4096];
     snprintf(full, sizeof full, "%.*s/%s", (int)(colon - path), path, cmd);
-    execve(full, c->spec->argv, c->spec->env);
+    execve(full, ex->argv, ex->env);
     if (errno != ENOENT && errno != ENOTDIR)
       last = errno;
     path = *colon ? colon + 1 : colon;
@@ -293,17 +294,63 @@ static void exec_command(struct child *c) {
   child_fail(c, GRPC_FAILED_PRECONDITION, last, "executing %s", cmd);
 }
 
+static void read_ctl(struct child *c, void *buf, size_t n, const char *what) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(c->ctl_fd, (char *)buf + got, n - got);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      child_fail(c, GRPC_INTERNAL, r < 0 ? errno : 0, "quiltd abandoned the start (%s)", what);
+    got += (size_t)r;
+  }
+}
+
+/* v1: move ourselves; the write may wait for an RCU grace period. */
+static void join_cgroups(struct child *c) {
+  for (size_t i = 0; i < c->sb->n_cgroup_procs; i++) {
+    if (write(c->sb->cgroup_procs[i], "0", 1) != 1)
+      child_fail(c, GRPC_INTERNAL, errno, "joining the container's cgroup");
+    close(c->sb->cgroup_procs[i]);
+  }
+}
+
+/* Blocks until quiltd says what to run: at once for a cold start, when a
+ * request takes this sandbox for a warm one. */
+static void receive_exec(struct child *c, struct spawn_exec *ex) {
+  uint32_t len;
+  read_ctl(c, &len, sizeof len, "waiting for the command");
+  if (len > SPAWN_EXEC_MAX)
+    child_fail(c, GRPC_INTERNAL, 0, "exec record of %u bytes", len);
+  char *buf = malloc(len ? len : 1);
+  if (!buf)
+    child_fail(c, GRPC_RESOURCE_EXHAUSTED, ENOMEM, "receiving the command");
+  read_ctl(c, buf, len, "reading the command");
+  close(c->ctl_fd);
+  c->ctl_fd = -1;
+  char **vecs;
+  if (spawn_exec_unpack(buf, len, ex, &vecs) < 0)
+    child_fail(c, GRPC_INTERNAL, EINVAL, "malformed exec record");
+}
+
 __attribute__((noreturn)) static void child_main(struct child *c) {
-  const struct spawn_spec *s = c->spec;
-  char go;
-  if (read(c->release_fd, &go, 1) != 1)
-    child_fail(c, GRPC_INTERNAL, 0, "quiltd abandoned the start");
-  close(c->release_fd);
+  const struct spawn_sandbox *s = c->sb;
   /* In a new user namespace we still carry the daemon's host ids, which
-   * are unmapped there: become the namespace's root (the mapped range). */
-  if ((s->ns_flags & CLONE_NEWUSER) &&
-      (setresgid(0, 0, 0) < 0 || setgroups(0, NULL) < 0 || setresuid(0, 0, 0) < 0))
-    child_fail(c, GRPC_INTERNAL, errno, "becoming root in the user namespace");
+   * are unmapped there: once the maps are written, become the namespace's
+   * root (the mapped range). */
+  if (s->ns_flags & CLONE_NEWUSER) {
+    char go;
+    read_ctl(c, &go, 1, "waiting for the id maps");
+    if (setresgid(0, 0, 0) < 0 || setgroups(0, NULL) < 0 || setresuid(0, 0, 0) < 0)
+      child_fail(c, GRPC_INTERNAL, errno, "becoming root in the user namespace");
+  }
+  join_cgroups(c);
+  /* Built here rather than by clone3: the network namespace alone costs
+   * ~0.5 ms of CPU, now spent in the child instead of the daemon's loop;
+   * and a cgroup namespace made after joining is rooted at our cgroup. */
+  int later = s->ns_flags & ~(CLONE_NEWPID | CLONE_NEWUSER);
+  if (later && unshare(later) < 0)
+    child_fail(c, GRPC_INTERNAL, errno, "creating the container's namespaces");
   reset_signals();
   setsid();
   for (int i = 0; i < 3; i++)
@@ -315,12 +362,15 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
   } else if (chroot(s->rootfs) < 0 || chdir("/") < 0) {
     child_fail(c, GRPC_FAILED_PRECONDITION, errno, "chroot %s", s->rootfs);
   }
-  if ((s->ns_flags & CLONE_NEWUTS) && s->hostname && sethostname(s->hostname, strlen(s->hostname)))
-    child_fail(c, GRPC_INTERNAL, errno, "setting hostname %s", s->hostname);
   if (s->ns_flags & CLONE_NEWNET)
     loopback_up(c);
-  switch_user(c);
-  const char *cwd = s->cwd && s->cwd[0] ? s->cwd : "/";
+  struct spawn_exec ex;
+  receive_exec(c, &ex);
+  if ((s->ns_flags & CLONE_NEWUTS) && ex.hostname[0] &&
+      sethostname(ex.hostname, strlen(ex.hostname)))
+    child_fail(c, GRPC_INTERNAL, errno, "setting hostname %s", ex.hostname);
+  switch_user(c, ex.user);
+  const char *cwd = ex.cwd[0] ? ex.cwd : "/";
   if (chdir(cwd) < 0)
     child_fail(c, GRPC_FAILED_PRECONDITION, errno, "working directory %s", cwd);
   set_rlimits();
@@ -329,61 +379,64 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
   /* Nothing of the daemon may leak into the container. */
   if (sys_close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
     child_fail(c, GRPC_INTERNAL, errno, "marking fds close-on-exec");
-  exec_command(c);
+  exec_command(c, &ex);
   _exit(127);
 }
 
 /* ------------------------------------------------------------ parent side */
 
-static long clone_child(const struct spawn_spec *spec, int *pidfd) {
+/* Only what cannot be unshared later is created by clone: a PID namespace
+ * (unshare would place only our children in it) and a user namespace
+ * (the parent writes its id maps before the child goes on). */
+static long clone_child(const struct spawn_sandbox *sb, int *pidfd) {
+  uint64_t ns = (uint64_t)sb->ns_flags & (CLONE_NEWPID | CLONE_NEWUSER);
   struct clone_args args = {
-      .flags = (uint64_t)spec->ns_flags | CLONE_PIDFD,
+      .flags = ns | CLONE_PIDFD,
       .pidfd = (uint64_t)(uintptr_t)pidfd,
       .exit_signal = SIGCHLD,
   };
-  if (spec->cgroup_fd >= 0) {
+  if (sb->cgroup_fd >= 0) {
     args.flags |= CLONE_INTO_CGROUP;
-    args.cgroup = (uint64_t)spec->cgroup_fd;
+    args.cgroup = (uint64_t)sb->cgroup_fd;
   }
   long pid = sys_clone3(&args);
-  if (pid >= 0 || errno != ENOSYS || spec->cgroup_fd >= 0)
+  if (pid >= 0 || errno != ENOSYS || sb->cgroup_fd >= 0)
     return pid;
   /* Kernels before 5.3: clone() with CLONE_PIDFD returns the pidfd in the
    * parent_tid slot. */
-  return syscall(SYS_clone, (unsigned long)spec->ns_flags | CLONE_PIDFD | SIGCHLD, NULL, pidfd,
-                 NULL, 0);
+  return syscall(SYS_clone, (unsigned long)ns | CLONE_PIDFD | SIGCHLD, NULL, pidfd, NULL, 0);
 }
 
-int spawn_start(const struct spawn_spec *spec, struct spawn_result *res, int *release_fd,
-                struct qerr *err) {
-  int status[2], release[2];
+int spawn_sandbox(const struct spawn_sandbox *sb, struct spawn_result *res, struct qerr *err) {
+  int status[2], ctl[2];
   if (pipe2(status, O_CLOEXEC) < 0)
     return qerr_errno(err, "creating the status pipe");
-  if (pipe2(release, O_CLOEXEC) < 0) {
+  if (pipe2(ctl, O_CLOEXEC) < 0) {
     close(status[0]);
     close(status[1]);
-    return qerr_errno(err, "creating the release pipe");
+    return qerr_errno(err, "creating the control pipe");
   }
   int pidfd = -1;
-  long pid = clone_child(spec, &pidfd);
+  long pid = clone_child(sb, &pidfd);
   if (pid == 0) {
     close(status[0]);
-    close(release[1]);
-    struct child c = {.spec = spec, .status_fd = status[1], .release_fd = release[0],
-                      .rootfd = -1};
+    close(ctl[1]);
+    struct child c = {.sb = sb, .status_fd = status[1], .ctl_fd = ctl[0], .rootfd = -1};
     child_main(&c);
   }
   int saved = errno;
   close(status[1]);
-  close(release[0]);
+  close(ctl[0]);
   if (pid < 0) {
     close(status[0]);
-    close(release[1]);
+    close(ctl[1]);
     errno = saved;
     return qerr_errno(err, "clone3");
   }
-  *res = (struct spawn_result){.pid = (pid_t)pid, .pidfd = pidfd, .status_fd = status[0]};
-  *release_fd = release[1];
+  /* The loop must never block on a child that stopped reading. */
+  fcntl(ctl[1], F_SETFL, O_NONBLOCK);
+  *res = (struct spawn_result){
+      .pid = (pid_t)pid, .pidfd = pidfd, .status_fd = status[0], .ctl_fd = ctl[1]};
   return 0;
 }
 
@@ -405,15 +458,116 @@ int spawn_map_ids(pid_t pid, uid_t base, unsigned count, struct qerr *err) {
   return 0;
 }
 
-int spawn_release(int release_fd, struct qerr *err) {
-  ssize_t n = write(release_fd, "g", 1);
-  int saved = errno;
-  close(release_fd);
-  if (n != 1) {
-    errno = saved;
+int spawn_release(int ctl_fd, struct qerr *err) {
+  if (write(ctl_fd, "g", 1) != 1)
     return qerr_errno(err, "releasing the container process");
-  }
   return 0;
+}
+
+static void put_str(struct strbuf *b, const char *s, int *rc) {
+  if (*rc == 0)
+    *rc = strbuf_append(b, s ? s : "", strlen(s ? s : "") + 1);
+}
+
+static size_t vec_len(char *const *v) {
+  size_t n = 0;
+  while (v && v[n])
+    n++;
+  return n;
+}
+
+/* Body: u32 argc, u32 envc, then NUL-terminated hostname, cwd, user, argv,
+ * env; preceded on the wire by its u32 length. */
+int spawn_exec_pack(const struct spawn_exec *ex, struct strbuf *out, struct qerr *err) {
+  size_t start = out->len;
+  uint32_t hdr[3] = {0, (uint32_t)vec_len(ex->argv), (uint32_t)vec_len(ex->env)};
+  int rc = strbuf_append(out, hdr, sizeof hdr);
+  put_str(out, ex->hostname, &rc);
+  put_str(out, ex->cwd, &rc);
+  put_str(out, ex->user, &rc);
+  for (uint32_t i = 0; i < hdr[1]; i++)
+    put_str(out, ex->argv[i], &rc);
+  for (uint32_t i = 0; i < hdr[2]; i++)
+    put_str(out, ex->env[i], &rc);
+  if (rc < 0)
+    return qerr_set(err, ENOMEM, "out of memory");
+  size_t body = out->len - start - sizeof(uint32_t);
+  if (body > SPAWN_EXEC_MAX) {
+    out->len = start;
+    return qerr_status(err, GRPC_INVALID_ARGUMENT, E2BIG,
+                       "command and environment take %zu bytes; at most %u are allowed", body,
+                       SPAWN_EXEC_MAX);
+  }
+  uint32_t len32 = (uint32_t)body;
+  memcpy(out->data + start, &len32, sizeof len32);
+  return 0;
+}
+
+/* The next NUL-terminated string at *pos, or NULL when none fits. */
+static char *take_str(char *buf, size_t len, size_t *pos) {
+  if (*pos >= len)
+    return NULL;
+  char *s = buf + *pos;
+  char *nul = memchr(s, 0, len - *pos);
+  if (!nul)
+    return NULL;
+  *pos = (size_t)(nul - buf) + 1;
+  return s;
+}
+
+int spawn_exec_unpack(char *buf, size_t len, struct spawn_exec *ex, char ***vecs) {
+  uint32_t argc, envc;
+  if (len < 2 * sizeof(uint32_t))
+    return -EINVAL;
+  memcpy(&argc, buf, sizeof argc);
+  memcpy(&envc, buf + sizeof argc, sizeof envc);
+  size_t pos = 2 * sizeof(uint32_t);
+  /* Every string takes at least its NUL: bounds the allocation. */
+  if (argc == 0 || (uint64_t)argc + envc + 3 > len - pos)
+    return -EINVAL;
+  char **v = calloc((size_t)argc + envc + 2, sizeof *v);
+  if (!v)
+    return -ENOMEM;
+  const char *head[3];
+  for (int i = 0; i < 3; i++)
+    head[i] = take_str(buf, len, &pos);
+  for (uint32_t i = 0; i < argc; i++)
+    v[i] = take_str(buf, len, &pos);
+  for (uint32_t i = 0; i < envc; i++)
+    v[argc + 1 + i] = take_str(buf, len, &pos);
+  bool ok = head[0] && head[1] && head[2] && pos == len;
+  for (uint32_t i = 0; ok && i < argc; i++)
+    ok = v[i] != NULL;
+  for (uint32_t i = 0; ok && i < envc; i++)
+    ok = v[argc + 1 + i] != NULL;
+  if (!ok) {
+    free(v);
+    return -EINVAL;
+  }
+  *ex = (struct spawn_exec){.argv = v, .env = v + argc + 1, .hostname = head[0],
+                            .cwd = head[1], .user = head[2]};
+  *vecs = v;
+  return 0;
+}
+
+int spawn_send_exec(int ctl_fd, const struct spawn_exec *ex, struct qerr *err) {
+  cleanup_fd int fd = ctl_fd;
+  struct strbuf b = STRBUF_INIT;
+  if (spawn_exec_pack(ex, &b, err) < 0) {
+    strbuf_free(&b);
+    return err->code;
+  }
+  /* A release byte may still sit in the pipe, in a page of its own. */
+  int rc = 0;
+  if (b.len > 32768 && fcntl(fd, F_SETPIPE_SZ, (int)b.len + 8192) < 0)
+    rc = qerr_errno(err, "growing the control pipe to %zu bytes", b.len);
+  ssize_t n = rc ? -1 : write(fd, b.data, b.len);
+  if (rc == 0 && n != (ssize_t)b.len)
+    rc = n < 0 && errno == EPIPE
+             ? qerr_status(err, GRPC_INTERNAL, EPIPE, "the container process exited before its command was sent")
+             : qerr_errno(err, "sending the command to the container process");
+  strbuf_free(&b);
+  return rc;
 }
 
 int spawn_parse_failure(const void *buf, size_t n, struct qerr *err) {

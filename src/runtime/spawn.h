@@ -1,49 +1,81 @@
-/* Starting a container's init process: clone3 into new namespaces (and,
- * on cgroup v2, straight into its cgroup), then in the child: mounts,
- * pivot_root, hostname, loopback, user, working directory, exec. A failure
- * before exec is reported to the parent over a close-on-exec pipe, so the
- * caller learns "command not found" instead of a bare exit 127. */
+/* Starting a container's init process in two halves.
+ *
+ * spawn_sandbox() clones the child into a new PID (and, if asked, user)
+ * namespace; the child joins its cgroup, unshares the other namespaces,
+ * mounts its rootfs, pivots into it, brings up lo, and then blocks on its
+ * control pipe. spawn_send_exec() later tells it what to run: hostname,
+ * user, working directory, argv, env. The split lets quiltd build sandboxes
+ * before anyone asks for them (the warm pool) and hand one out with a pipe
+ * write; a cold start just sends the exec record at once.
+ *
+ * A failure before exec is reported to the parent over a close-on-exec
+ * status pipe, so the caller learns "command not found" instead of a bare
+ * exit 127: EOF on that pipe means the exec succeeded. */
 #ifndef QUILT_RUNTIME_SPAWN_H
 #define QUILT_RUNTIME_SPAWN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "common/qerr.h"
+#include "common/strbuf.h"
 
-struct spawn_spec {
+#define SPAWN_MAX_CGROUP_FDS 8
+
+/* What the container's world looks like; fixed when it is cloned. */
+struct spawn_sandbox {
   const char *rootfs;      /* absolute directory; the container's / */
   /* When set, rootfs is the mount point of an overlay of these, mounted in
    * the container's own mount namespace (gone when the container is). */
   const char *overlay_lower, *overlay_upper, *overlay_work;
-  char *const *argv;       /* NULL-terminated, argv[0] resolved via env PATH */
-  char *const *env;        /* NULL-terminated KEY=VALUE */
-  const char *cwd;         /* "" or NULL: "/" */
-  const char *hostname;    /* set when a UTS namespace is created */
-  const char *user;        /* "", "uid[:gid]" or a name from /etc/passwd */
+  bool rootfs_writable;    /* no overlay: a private copy (rw) or the image (ro) */
   int ns_flags;            /* CLONE_NEW*; with CLONE_NEWUSER set the id map */
   uid_t userns_base;       /* host id that root in the container maps to */
   unsigned userns_count;   /* ids mapped, from container id 0 */
   int cgroup_fd;           /* v2 cgroup dir for CLONE_INTO_CGROUP, or -1 */
+  /* v1: the cgroup.procs files the child writes "0" into, moving itself:
+   * the attach (which may wait for an RCU grace period) then blocks the
+   * child, never the daemon's loop. */
+  int cgroup_procs[SPAWN_MAX_CGROUP_FDS];
+  size_t n_cgroup_procs;
   int stdio[3];            /* fds that become 0, 1, 2 */
-  bool readonly_sys;       /* mount /sys read-only (always true today) */
+};
+
+/* What runs in it. */
+struct spawn_exec {
+  char *const *argv;       /* NULL-terminated, argv[0] resolved via env PATH */
+  char *const *env;        /* NULL-terminated KEY=VALUE */
+  const char *cwd;         /* "" or NULL: "/" */
+  const char *hostname;    /* set when a UTS namespace was created */
+  const char *user;        /* "", "uid[:gid]" or a name from /etc/passwd */
 };
 
 struct spawn_result {
   pid_t pid;
   int pidfd;
   int status_fd;           /* read end: EOF once exec succeeded */
+  int ctl_fd;              /* write end (non-blocking): release, then the exec record */
 };
 
-/* Clones the child, which waits until spawn_release(). Between the two, the
- * caller attaches v1 cgroups. On success the caller owns pidfd and
- * status_fd. */
-int spawn_start(const struct spawn_spec *spec, struct spawn_result *res, int *release_fd,
-                struct qerr *err);
+/* Clones the child. With CLONE_NEWUSER it waits for spawn_release() (after
+ * spawn_map_ids()); otherwise it builds its sandbox at once. On success the
+ * caller owns the three fds of res. */
+int spawn_sandbox(const struct spawn_sandbox *sb, struct spawn_result *res, struct qerr *err);
 /* Writes the child's uid/gid maps (user namespace only). */
 int spawn_map_ids(pid_t pid, uid_t base, unsigned count, struct qerr *err);
-/* Lets the child go on to set up and exec; closes release_fd. */
-int spawn_release(int release_fd, struct qerr *err);
+/* Lets a user-namespaced child go on to build its sandbox. */
+int spawn_release(int ctl_fd, struct qerr *err);
+/* Sends what to run and closes ctl_fd (in every case). Never blocks: the
+ * pipe is grown to hold the record, which may be up to 1 MiB. */
+int spawn_send_exec(int ctl_fd, const struct spawn_exec *ex, struct qerr *err);
+
+/* The exec record on the wire (pure; unit-tested). pack appends to out. */
+#define SPAWN_EXEC_MAX (1u << 20)
+int spawn_exec_pack(const struct spawn_exec *ex, struct strbuf *out, struct qerr *err);
+/* Parses a record body (after its 4-byte length) in place: the strings
+ * point into buf; *vecs (argv then env, both NULL-terminated) is malloc'd. */
+int spawn_exec_unpack(char *buf, size_t len, struct spawn_exec *ex, char ***vecs);
 
 /* What the child writes to the status pipe when it fails before exec. */
 struct spawn_failure {

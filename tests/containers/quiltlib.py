@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -204,6 +205,49 @@ class Daemon:
 
     def fd_count(self):
         return fd_count(self.pid)
+
+    def http_get(self, path):
+        """Body of an HTTP/1.1 GET on the daemon's socket (health, metrics)."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(RPC_TIMEOUT)
+            s.connect(self.socket_path)
+            s.sendall(b"GET %s HTTP/1.1\r\nHost: quilt\r\nConnection: close\r\n\r\n"
+                      % path.encode())
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        return data.split(b"\r\n\r\n", 1)[1].decode()
+
+    def metric(self, name):
+        for line in self.http_get("/metrics").splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise KeyError(name)
+
+    def pool_enabled(self):
+        args = self.extra_args + os.environ.get("QUILTD_EXTRA_ARGS", "").split()
+        return not any(a == "--warm-pool" and args[i + 1] == "0"
+                       for i, a in enumerate(args[:-1]))
+
+    def wait_pool_ready(self, n=2, timeout=20.0):
+        """Waits until the warm pool holds n sandboxes; returns their ids."""
+        deadline = time.monotonic() + timeout
+        while self.metric("quilt_warm_pool_ready") < n:
+            if time.monotonic() > deadline:
+                raise AssertionError("warm pool not ready after %.0f s\n%s"
+                                     % (timeout, self.log_tail()))
+            time.sleep(0.05)
+        return self.dir_ids()
+
+    def dir_ids(self):
+        """Ids of everything under <root>/containers (containers and warm sandboxes)."""
+        try:
+            return set(os.listdir(os.path.join(self.root, "containers")))
+        except OSError:
+            return set()
 
     def stop(self, sig=signal.SIGTERM, timeout=30.0):
         """Signals quiltd and returns its exit status (None if it had to be killed)."""

@@ -158,6 +158,8 @@ class QuiltTestCase(unittest.TestCase):
         d.stub.RemoveContainer(pb.RemoveContainerRequest(id=r.container.id, force=True),
                                timeout=30)
         time.sleep(0.2)
+        if d.pool_enabled():  # each ready sandbox holds a few of quiltd's fds
+            d.wait_pool_ready()
         return d.fd_count()
 
     @classmethod
@@ -834,7 +836,19 @@ class ImageConfigTest(QuiltTestCase):
         for ref in self.created[:]:
             self.stub.RemoveContainer(pb.RemoveContainerRequest(id=ref, force=True), timeout=30)
         self.created.clear()
-        self.stub.RemoveImage(pb.RemoveImageRequest(id="app:1"), timeout=30)
+        # Two tags (app:1 and the RepoTag): its id is refused, a tag only untags,
+        # then the id (or the last tag) removes it.
+        image_id = last.image.id
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.stub.RemoveImage(pb.RemoveImageRequest(id=image_id), timeout=30)
+        self.assertEqual(cm.exception.code(), Code.FAILED_PRECONDITION)
+        self.assertIn("is tagged app:1, saved/app:v1", cm.exception.details())
+        r = self.stub.RemoveImage(pb.RemoveImageRequest(id="app:1"), timeout=30)
+        self.assertEqual((list(r.untagged), list(r.deleted)), (["app:1"], []))
+        r = self.stub.RemoveImage(pb.RemoveImageRequest(id=image_id), timeout=30)
+        self.assertEqual((list(r.untagged), list(r.deleted)), (["saved/app:v1"], [image_id]))
+        images = self.stub.ListImages(pb.ListImagesRequest(), timeout=30).images
+        self.assertNotIn(image_id, [i.id for i in images])
 
 
 class NoOverlayTest(QuiltTestCase):
@@ -921,6 +935,73 @@ class RestartTest(QuiltTestCase):
                          "container process %d survived the restart" % host_pid)
         self.assertEqual(quiltlib.pids_in_cgroups_named({c.id}), {})
         self.assertEqual(self.wait(c.id).exit_code, 137)
+
+    # ------------------------------------------------------------ warm pool
+
+    def require_pool(self):
+        if not self.daemon.pool_enabled():
+            self.skipTest("the warm pool is off (--warm-pool 0)")
+
+    def test_created_container_starts_after_restart(self):
+        """A container created from a warm sandbox and not started keeps its
+        files across a restart and then starts cold."""
+        c = self.create("echo started; cat /proc/self/cgroup | grep -c quilt", no_start=True,
+                        name="later")
+        self.restart()
+        self.stub.StartContainer(pb.StartContainerRequest(id="later"), timeout=RPC_TIMEOUT)
+        self.assertEqual(self.wait(c.id).exit_code, 0)
+        out = self.logs(c.id).decode().split()
+        self.assertEqual(out[0], "started")
+        self.assertGreater(int(out[1]), 0, "not in its cgroup")
+
+    def test_warm_sandboxes_swept_after_daemon_sigkill(self):
+        self.require_pool()
+        warm = self.daemon.wait_pool_ready()
+        self.assertEqual(len(warm), 2, warm)
+        self.daemon.kill()
+        # The sandboxes wait on a pipe from the daemon: its death ends them.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(
+                quiltlib.process_alive(p) for p in quiltlib.pids_in_cgroups_named(warm)):
+            time.sleep(0.1)
+        self.assertEqual({p: l for p, l in quiltlib.pids_in_cgroups_named(warm).items()
+                          if quiltlib.process_alive(p)}, {})
+        d = self.replace_daemon(self.daemon.root)
+        # The new daemon removed the old sandboxes' cgroups and files.
+        self.assertEqual(leftovers(d, warm), [])
+        type(self).seen_ids |= warm
+
+    def test_pool_serves_and_refills(self):
+        self.require_pool()
+        d = self.daemon
+        warm = d.wait_pool_ready()
+        hits = d.metric("quilt_warm_pool_hits_total")
+        c = self.create(["hostname"], name="pooled", memory_limit_mib=64, pids_limit=20)
+        self.assertIn(c.id, warm, "the container did not get a warm sandbox")
+        self.assertEqual(self.wait(c.id).exit_code, 0)
+        self.assertEqual(self.logs(c.id), b"pooled\n")
+        self.assertEqual(d.metric("quilt_warm_pool_hits_total"), hits + 1)
+        # Its own limits, not the sandbox's (none).
+        s = self.create(["sh", "-c", "sleep 30"], memory_limit_mib=64, pids_limit=20)
+        st = self.stats(s.id)
+        self.assertEqual(st.pids_limit, 20)
+        self.assertEqual(st.memory_limit_bytes, 64 << 20)
+        self.kill(s.id, 9)
+        self.wait(s.id)
+        refilled = d.wait_pool_ready()
+        self.assertEqual(len(refilled - {c.id, s.id}), 2)
+        # Anything but the default image and namespaces starts cold.
+        misses = d.metric("quilt_warm_pool_misses_total")
+        u = self.create(["true"], namespaces=pb.Namespaces(disable_network=True))
+        self.assertNotIn(u.id, refilled)
+        self.assertEqual(self.wait(u.id).exit_code, 0)
+        self.assertEqual(d.metric("quilt_warm_pool_misses_total"), misses + 1)
+        # Stopping the daemon takes the sandboxes down with it, files and all.
+        ids = d.dir_ids()
+        self.assertEqual(d.stop(), 0)
+        type(self).seen_ids |= ids
+        self.replace_daemon(d.root)
+        self.assertEqual(leftovers(self.daemon, ids - {c.id, s.id, u.id}), [])
 
 
 if __name__ == "__main__":

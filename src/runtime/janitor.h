@@ -1,0 +1,31 @@
+/* The janitor: a small helper process that deletes directory trees for the
+ * daemon. Removing a container's directory costs a few milliseconds on a
+ * disk mounted with `discard` (every freed directory block is discarded
+ * synchronously, ~0.2 ms each), and the event loop must not wait for that.
+ * The daemon queues absolute paths over a pipe and goes on; the janitor,
+ * forked at start before anything else, works through them in order and
+ * exits once the daemon closes the pipe (at exit or when it dies), after
+ * finishing what was queued. A leftover is swept at the next start. */
+#ifndef QUILT_RUNTIME_JANITOR_H
+#define QUILT_RUNTIME_JANITOR_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "common/qerr.h"
+
+struct janitor {
+  pid_t pid;       /* 0: none (removals are done inline) */
+  int pidfd;
+  int fd;          /* write end of the queue, non-blocking */
+  unsigned long queued, inline_done;
+};
+
+int janitor_start(struct janitor *j, struct qerr *err);
+/* Removes `path` (rm -rf) soon: queued, or at once when there is no
+ * janitor or its queue is full. 0, or the inline removal's error. */
+int janitor_remove(struct janitor *j, const char *path, struct qerr *err);
+/* Closes the queue and waits until the janitor has emptied it. */
+void janitor_stop(struct janitor *j);
+
+#endif

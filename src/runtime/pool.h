@@ -1,0 +1,84 @@
+/* The warm pool: sandboxes built before anyone asks for them.
+ *
+ * Creating namespaces, a cgroup, an overlay and the mounts of a container
+ * costs milliseconds (most of it the kernel's); a request that finds a
+ * ready sandbox pays only for a pipe write and an execve. Each sandbox is a
+ * process already in its cgroup and its namespaces, pivoted into an overlay
+ * of the default image, blocked on its control pipe (spawn.h). The pool
+ * holds `--warm-pool` of them for the default image and the default
+ * namespaces; anything else starts cold. Refills happen after the loop has
+ * sent the replies of its turn, one sandbox per turn, so they overlap the
+ * taken container's exec instead of delaying an answer. */
+#ifndef QUILT_RUNTIME_POOL_H
+#define QUILT_RUNTIME_POOL_H
+
+#include <limits.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "io/pidwait.h"
+#include "io/timer.h"
+#include "runtime/rootfs.h"
+#include "common/strbuf.h"
+#include "runtime/spawn.h"
+
+struct quiltd;
+struct cgroup;
+
+struct warm {
+  struct warm *next;
+  char id[65];                 /* the container id it will have */
+  char image_id[65];           /* "" when built from a rootfs directory */
+  char dir[PATH_MAX];          /* <root>/containers/<id> */
+  struct rootfs_view rootfs;
+  struct cgroup *cg;           /* no limits yet: the taker applies its own */
+  struct spawn_result proc;    /* pid, pidfd, status_fd, ctl_fd */
+  int pipes[2];                /* read ends of the child's stdout, stderr */
+  struct qpidwait reap;        /* discarded: waiting for it to die */
+  bool keep_dir;               /* discarded, but its files are a container's */
+  struct warm_pool *pool;
+};
+
+struct warm_pool {
+  struct quiltd *d;
+  unsigned target;             /* sandboxes to keep ready; 0: no pool */
+  struct warm *ready;
+  unsigned n_ready;
+  unsigned n_reaping;          /* discarded, not yet reaped */
+  struct qtimer wake;          /* refill later: after a failure, or idle */
+  uint64_t backoff_ns;         /* 0 while builds succeed */
+  bool stopped;
+  uint64_t hits, misses, built, build_failures;
+};
+
+/* The namespaces a pooled sandbox has: the default set. */
+#define POOL_NS_FLAGS (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET)
+
+void pool_init(struct warm_pool *p, struct quiltd *d, unsigned target);
+/* One refill step: builds at most one sandbox while short of the target.
+ * The loop calls it after each turn's replies were submitted. */
+void pool_refill(struct warm_pool *p);
+/* True when a refill step would build something now. */
+bool pool_wants(const struct warm_pool *p);
+/* A live ready sandbox of that image (id, or rootfs directory when the
+ * id is "") and those namespaces, or NULL (a miss). The caller owns it. */
+struct warm *pool_take(struct warm_pool *p, const char *image_id, const char *lower,
+                       int ns_flags);
+/* Kills a sandbox nobody will use, then (once reaped) removes its cgroup
+ * and directory. */
+void pool_discard(struct warm_pool *p, struct warm *w);
+/* Discards the ready sandboxes built from an image about to be removed. */
+void pool_drop_image(struct warm_pool *p, const char *image_id);
+/* Daemon shutdown: discards everything and stops refilling. */
+void pool_shutdown(struct warm_pool *p);
+/* True while discarded sandboxes are still being reaped. */
+bool pool_busy(const struct warm_pool *p);
+/* Appends the pool's Prometheus metrics; 0 or -ENOMEM. */
+int pool_render_metrics(const struct warm_pool *p, struct strbuf *out);
+/* The same, synchronously: for when the loop is gone. */
+void pool_discard_now(struct warm *w);
+/* Last resort when the loop is gone: discards the ready ones now. */
+void pool_free(struct warm_pool *p);
+
+#endif
