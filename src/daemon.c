@@ -156,6 +156,7 @@ static int open_runtime(struct quiltd *d, struct qerr *err) {
   snprintf(path, sizeof path, "%s/state.db", d->cfg.root_dir);
   if (store_open(&d->store, path, err) < 0)
     return err->code;
+  store_set_batching(d->store, true);
   struct qerr cgerr = QERR_INIT;
   if (cgroup_manager_new(&d->cgm, "/sys/fs/cgroup", d->cfg.cgroup_parent, &cgerr) < 0) {
     if (d->cfg.cgroup_parent)
@@ -172,8 +173,10 @@ static int open_runtime(struct quiltd *d, struct qerr *err) {
     d->images = NULL;
   }
   d->overlay = !d->cfg.no_overlay && rootfs_overlay_supported();
+  snprintf(path, sizeof path, "%s/containers", d->cfg.root_dir);
+  d->rootfs_driver = d->overlay ? "overlay" : rootfs_copy_driver(path);
   if (!d->overlay)
-    log_warn("overlayfs unavailable: containers get their image read-only (writable: /tmp)");
+    log_warn("overlayfs unavailable: each container gets a %s of its image", d->rootfs_driver);
   return containers_restore(d, err);
 }
 
@@ -244,11 +247,19 @@ static bool runtime_busy(const struct quiltd *d) {
   return pool_busy(&d->pool);
 }
 
+/* One transaction per loop turn, committed before its replies leave. */
+static void commit_state(struct quiltd *d) {
+  struct qerr err = QERR_INIT;
+  if (d->store && store_commit(d->store, &err) < 0)
+    log_error("%s", err.msg);
+}
+
 int quiltd_run(struct quiltd *d, struct qerr *err) {
   while (!d->done) {
     int rc = qring_run_once(&d->ring);
     if (rc < 0)
       return qerr_set(err, rc, "io_uring wait: %s", strerror(-rc));
+    commit_state(d);
     conn_flush_dirty(d);
     if (d->deferred || pool_wants(&d->pool)) {
       /* Replies and exec records first, then the slow work: cleanup, and
@@ -256,6 +267,7 @@ int quiltd_run(struct quiltd *d, struct qerr *err) {
       io_uring_submit(&d->ring.ring);
       containers_run_deferred(d);
       pool_refill(&d->pool);
+      commit_state(d);
       conn_flush_dirty(d);
     }
     if (d->shutting_down && d->n_conns == 0 && (d->grace_over || !runtime_busy(d)))
@@ -268,6 +280,8 @@ void quiltd_free(struct quiltd *d) {
   /* quiltd_run returns only once every connection is gone. */
   pool_free(&d->pool);
   containers_free(d);
+  if (d->store)
+    commit_state(d);
   if (d->store)
     store_close(d->store);
   d->store = NULL;

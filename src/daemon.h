@@ -89,6 +89,7 @@ struct quiltd {
   struct cgroup_manager *cgm;  /* NULL when cgroups are unusable */
   struct image_store *images;  /* NULL when the store could not open */
   bool overlay;                /* per-container overlay over the image */
+  const char *rootfs_driver;   /* "overlay", or how the copy is made */
   struct strbuf log_scratch;   /* reused buffer for encoding log lines */
   struct qtimer shutdown_timer;
   uint64_t start_mono_ns;

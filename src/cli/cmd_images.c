@@ -518,6 +518,34 @@ static const struct cli_command cmd_image_ls = {
 
 /* ------------------------------------------------------------ rmi / image rm */
 
+static void json_strings(struct json_out *j, const char *key, char **v, size_t n) {
+  json_begin_array(j, key);
+  for (size_t i = 0; i < n; i++)
+    json_string(j, NULL, v[i]);
+  json_end_array(j);
+}
+
+/* docker's lines: "Untagged: name:tag" for each tag removed, then
+ * "Deleted: ID" when the image went too. */
+static int rmi_print(struct cli_ctx *ctx, struct ctr_each *each, const char *ref,
+                     const Quilt__V1__RemoveImageResponse *r) {
+  if (ctx->json) {
+    json_begin_object(&each->j, NULL);
+    json_string(&each->j, "id", ref);
+    json_strings(&each->j, "untagged", r->untagged, r->n_untagged);
+    json_strings(&each->j, "deleted", r->deleted, r->n_deleted);
+    json_end_object(&each->j);
+    return 0;
+  }
+  if (!r->n_untagged && !r->n_deleted)
+    return ctr_print_ref(ctx, each, ref); /* a daemon that does not say */
+  for (size_t i = 0; i < r->n_untagged; i++)
+    fprintf(ctx->out, "Untagged: %s\n", r->untagged[i]);
+  for (size_t i = 0; i < r->n_deleted; i++)
+    fprintf(ctx->out, "Deleted: %s\n", r->deleted[i]);
+  return 0;
+}
+
 static int rmi_one(struct cli_ctx *ctx, const char *ref, struct ctr_each *each,
                    struct qerr *err) {
   Quilt__V1__RemoveImageRequest req = QUILT__V1__REMOVE_IMAGE_REQUEST__INIT;
@@ -529,7 +557,7 @@ static int rmi_one(struct cli_ctx *ctx, const char *ref, struct ctr_each *each,
                    err);
   if (r < 0)
     return r;
-  return ctr_print_ref(ctx, each, ref);
+  return rmi_print(ctx, each, ref, (const Quilt__V1__RemoveImageResponse *)resp);
 }
 
 static const struct option rmi_opts[] = {
@@ -553,14 +581,18 @@ static int run_rmi(struct cli_ctx *ctx, int argc, char **argv) {
 #define RMI_USAGE(name)                                                                    \
   name " [-f] [--json] IMAGE...\n"                                                         \
        "\n"                                                                                \
-       "Removes each image (NAME[:TAG], a full id or a unique id prefix) with all its\n"  \
-       "tags and files, and prints it. An image that containers use is refused; -f\n"     \
-       "removes it anyway unless one of them is running. Goes on past failures; exits\n"   \
-       "1 if any failed.\n"                                                                \
+       "Removes each IMAGE: NAME[:TAG], a full id or a unique id prefix. A tag of an\n"   \
+       "image that has other tags removes only that tag (\"Untagged: NAME:TAG\"), even\n" \
+       "while containers use the image. The last tag, or an id, removes the image\n"     \
+       "and its files (\"Untagged: ...\" for each tag, then \"Deleted: ID\"); an id of\n"  \
+       "an image with several tags is refused without -f. An image that containers\n"    \
+       "use is refused; -f removes it anyway unless one of them is running. Goes on\n"   \
+       "past failures; exits 1 if any failed.\n"                                          \
        "\n"                                                                                \
        "Options:\n"                                                                        \
-       "  -f, --force   remove it even if stopped containers use it\n"                     \
-       "      --json    print a JSON array of {id}\n"                                      \
+       "  -f, --force   remove an image with several tags by id, or one that stopped\n"    \
+       "                containers use\n"                                                  \
+       "      --json    print a JSON array of {id, untagged: [...], deleted: [...]}\n"     \
        "  -h, --help    show this help\n"
 
 const struct cli_command cli_cmd_rmi = {

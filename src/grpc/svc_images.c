@@ -130,31 +130,57 @@ void rpc_list_images(struct grpc_call *call, const ProtobufCMessage *msg) {
   free_list(&l);
 }
 
+/* Today's rules for removing a whole image: never under a running
+ * container, under stopped ones only when forced. */
+static int check_unused(struct quiltd *d, const char *id, bool force, struct qerr *err) {
+  unsigned users = images_in_use(d, id);
+  if (image_running(d, id))
+    return qerr_status(err, GRPC_FAILED_PRECONDITION, EBUSY,
+                       "image %.12s is used by a running container; stop it first", id);
+  if (users && !force)
+    return qerr_status(err, GRPC_FAILED_PRECONDITION, EBUSY,
+                       "image %.12s is used by %u container(s); remove them or force", id,
+                       users);
+  return 0;
+}
+
+/* Untags or deletes (image_remove_plan), and says which in resp: the
+ * strings point into info and tag, which must outlive the reply. */
+static int remove_image(struct quiltd *d, const Quilt__V1__RemoveImageRequest *req,
+                        struct image_info *info, char tag[IMAGE_TAG_MAX],
+                        Quilt__V1__RemoveImageResponse *resp, struct qerr *err) {
+  int action = image_remove_plan(d->images, req->id, req->force, info, tag, err);
+  if (action < 0)
+    return action;
+  if (action == IMAGE_RM_UNTAG) {
+    if (image_untag(d->images, tag, err) < 0)
+      return err->code;
+    resp->n_untagged = 1;
+    return 0;
+  }
+  if (check_unused(d, info->id, req->force, err) < 0 || image_remove(d->images, info->id, err) < 0)
+    return err->code;
+  resp->n_untagged = info->n_tags;
+  resp->n_deleted = 1;
+  return 0;
+}
+
 void rpc_remove_image(struct grpc_call *call, const ProtobufCMessage *msg) {
   const Quilt__V1__RemoveImageRequest *req = (const void *)msg;
   if (!have_store(call))
     return;
-  struct quiltd *d = grpc_call_daemon(call);
   struct image_info info = {0};
+  char tag[IMAGE_TAG_MAX] = "";
   struct qerr err = QERR_INIT;
-  if (image_lookup(d->images, req->id, &info, &err) < 0) {
+  Quilt__V1__RemoveImageResponse resp = QUILT__V1__REMOVE_IMAGE_RESPONSE__INIT;
+  char *untagged_one[1] = {tag}, *deleted[1] = {info.id};
+  if (remove_image(grpc_call_daemon(call), req, &info, tag, &resp, &err) < 0) {
     grpc_call_fail(call, &err);
-    return;
+  } else {
+    resp.untagged = resp.n_deleted ? info.tags : untagged_one;
+    resp.deleted = deleted;
+    grpc_call_reply(call, &resp.base);
   }
-  unsigned users = images_in_use(d, info.id);
-  if (image_running(d, info.id))
-    qerr_status(&err, GRPC_FAILED_PRECONDITION, EBUSY,
-                "image %.12s is used by a running container; stop it first", info.id);
-  else if (users && !req->force)
-    qerr_status(&err, GRPC_FAILED_PRECONDITION, EBUSY,
-                "image %.12s is used by %u container(s); remove them or force", info.id, users);
-  else
-    image_remove(d->images, info.id, &err);
-  if (err.code)
-    grpc_call_fail(call, &err);
-  else
-    grpc_call_reply(call, &(Quilt__V1__RemoveImageResponse)
-                               QUILT__V1__REMOVE_IMAGE_RESPONSE__INIT.base);
   image_info_free(&info);
 }
 

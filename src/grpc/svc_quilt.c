@@ -23,7 +23,7 @@ static void get_system_info(struct grpc_call *call, const ProtobufCMessage *req)
   info.uptime_seconds = (clock_mono_ns() - d->start_mono_ns) / 1000000000ull;
   info.root_dir = (char *)(d->cfg.root_dir ? d->cfg.root_dir : "");
   info.pid = (uint32_t)d->pid;
-  info.rootfs_driver = (char *)(d->overlay ? "overlay" : "read-only bind (no overlayfs)");
+  info.rootfs_driver = (char *)d->rootfs_driver;
   info.containers_total = d->n_containers;
   info.images = d->images ? (uint32_t)image_count(d->images) : 0;
   for (const struct container *c = d->containers; c; c = c->next)

@@ -495,15 +495,23 @@ int cgroup_apply(struct cgroup *cg, const struct cgroup_limits *lim, struct qerr
   return cg->ops->apply(cg, lim, err);
 }
 
-int cgroup_procs_fds(const struct cgroup *cg, int *fds, size_t cap, struct qerr *err) {
-  if (cg->v2_fd >= 0)
-    return 0;
+size_t cgroup_dirs(const struct cgroup *cg, const char **out, size_t cap) {
   size_t n = 0;
-  for (size_t i = 0; i < cg->nhier; i++) {
-    if (!cg->dir[i].parent)
-      continue;
+  if (cg->v2_path && n < cap)
+    out[n++] = cg->v2_path;
+  for (size_t i = 0; i < cg->nhier && n < cap; i++)
+    if (cg->dir[i].parent)
+      out[n++] = cg->dir[i].parent;
+  return n;
+}
+
+int cgroup_procs_fds(const struct cgroup *cg, int *fds, size_t cap, struct qerr *err) {
+  const char *dirs[CG_NCTRL + 1];
+  size_t ndirs = cgroup_dirs(cg, dirs, ARRAY_SIZE(dirs));
+  size_t n = 0;
+  for (size_t i = 0; i < ndirs; i++) {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/cgroup.procs", cg->dir[i].parent);
+    snprintf(path, sizeof path, "%s/cgroup.procs", dirs[i]);
     int fd = n < cap ? open(path, O_WRONLY | O_CLOEXEC) : -1;
     if (fd < 0) {
       int e = n < cap ? errno : E2BIG;

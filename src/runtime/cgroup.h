@@ -48,9 +48,12 @@ int cgroup_open(struct cgroup_manager *m, const char *name, struct cgroup **out,
 int cgroup_fd(const struct cgroup *cg);
 /* Moves pid into the cgroup (every v1 hierarchy). */
 int cgroup_attach(struct cgroup *cg, pid_t pid, struct qerr *err);
-/* v1: opens cgroup.procs in every hierarchy, for a child to write "0" into
- * (joining by itself). Returns how many (0 on v2) or a negative errno. */
+/* Opens cgroup.procs in every directory of the cgroup (each v1 hierarchy,
+ * or the v2 one), for a child to write "0" into, joining by itself.
+ * Returns how many, or a negative errno. */
 int cgroup_procs_fds(const struct cgroup *cg, int *fds, size_t cap, struct qerr *err);
+/* The cgroup's directories (borrowed from cg); returns how many. */
+size_t cgroup_dirs(const struct cgroup *cg, const char **out, size_t cap);
 /* Sets the limits of an existing cgroup (a warm sandbox's, at take time). */
 int cgroup_apply(struct cgroup *cg, const struct cgroup_limits *lim, struct qerr *err);
 int cgroup_read_stats(struct cgroup *cg, struct cgroup_stats *st, struct qerr *err);

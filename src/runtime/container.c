@@ -21,6 +21,7 @@
 #include "grpc/call.h"
 #include "grpc/services.h"
 #include "runtime/cgroup.h"
+#include "runtime/image_jobs.h"
 #include "runtime/images.h"
 #include "runtime/logs.h"
 #include "runtime/pool.h"
@@ -525,10 +526,13 @@ static int prepare_command(struct container *c, struct qerr *err) {
 /* Its directory and rootfs view, and, in a user namespace, ownership the
  * mapped root can use. */
 static int prepare_files(struct container *c, const char *rootfs, struct qerr *err) {
+  /* A copy for a user namespace is owned by the ids root maps to. */
+  bool userns = ns_flags(c->spec) & CLONE_NEWUSER;
   if (mkdir_p(c->dir, 0700, err) < 0 ||
-      rootfs_prepare(rootfs, c->dir, c->d->overlay, &c->rootfs, err) < 0)
+      rootfs_prepare_shifted(rootfs, c->dir, c->d->overlay ? ROOTFS_OVERLAY : ROOTFS_COPY,
+                             userns ? c->d->cfg.userns_base : 0, &c->rootfs, err) < 0)
     return err->code;
-  if ((ns_flags(c->spec) & CLONE_NEWUSER) && own_rootfs(c, err) < 0)
+  if (userns && own_rootfs(c, err) < 0)
     return err->code;
   return 0;
 }
@@ -543,6 +547,65 @@ static void adopt_files(struct container *c, const struct warm *w) {
 static int start(struct container *c, struct warm *w, struct qerr *err);
 static struct warm *take_sandbox(struct quiltd *d, struct container *c, const char *rootfs);
 
+static void create_from(struct quiltd *d, struct grpc_call *call,
+                        const Quilt__V1__CreateContainerRequest *req, const char *rootfs,
+                        const char *image_id);
+
+/* A CreateContainer waiting for its image archive to be imported. */
+struct pending_create {
+  struct quiltd *d;
+  struct grpc_call *call;                    /* NULL once the client went away */
+  Quilt__V1__CreateContainerRequest *req;    /* a copy: the call's is freed */
+};
+
+static void pending_cancelled(struct grpc_call *call, void *arg) {
+  (void)call;
+  ((struct pending_create *)arg)->call = NULL; /* the import goes on: it is cached */
+}
+
+static void on_image_imported(void *arg, const struct image_info *info, const struct qerr *err) {
+  struct pending_create *pc = arg;
+  struct qerr verr = QERR_INIT;
+  if (pc->call) {
+    grpc_call_on_cancel(pc->call, NULL, NULL);
+    const Quilt__V1__ContainerSpec *spec = pc->req->spec;
+    if (err)
+      grpc_call_fail(pc->call, err);
+    else if (spec && validate_spec(pc->d, spec, &verr) < 0) /* a name may be taken by now */
+      grpc_call_fail(pc->call, &verr);
+    else
+      create_from(pc->d, pc->call, pc->req, info->rootfs, info->id);
+  }
+  protobuf_c_message_free_unpacked(&pc->req->base, NULL);
+  free(pc);
+}
+
+/* An archive named by path is imported on the ring, not while the loop
+ * waits: the request is kept and goes on once the image is there. */
+static void create_after_import(struct quiltd *d, struct grpc_call *call,
+                                const Quilt__V1__CreateContainerRequest *req) {
+  struct pending_create *pc = calloc(1, sizeof *pc);
+  size_t len = protobuf_c_message_get_packed_size(&req->base);
+  cleanup_free uint8_t *buf = malloc(len ? len : 1);
+  if (pc && buf) {
+    protobuf_c_message_pack(&req->base, buf);
+    pc->req = quilt__v1__create_container_request__unpack(NULL, len, buf);
+  }
+  if (!pc || !pc->req) {
+    free(pc);
+    grpc_call_finish(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  *pc = (struct pending_create){.d = d, .call = call, .req = pc->req};
+  grpc_call_on_cancel(call, pending_cancelled, pc);
+  image_job_import_for(d, pc->req->spec->image, on_image_imported, pc);
+}
+
+static bool is_archive_path(const char *ref) {
+  struct stat st;
+  return ref[0] == '/' && stat(ref, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 void container_create(struct quiltd *d, struct grpc_call *call,
                       const Quilt__V1__CreateContainerRequest *req) {
   struct qerr err = QERR_INIT;
@@ -552,17 +615,31 @@ void container_create(struct quiltd *d, struct grpc_call *call,
     grpc_call_fail(call, &err);
     return;
   }
+  if (d->images && is_archive_path(spec->image)) {
+    create_after_import(d, call, req);
+    return;
+  }
   char rootfs[PATH_MAX], image_id[65] = "";
   if (container_resolve_image(d, spec->image, rootfs, image_id, &err) < 0) {
     grpc_call_fail(call, &err);
     return;
   }
+  create_from(d, call, req, rootfs, image_id);
+}
+
+/* The rest of a create, once the image is known. */
+static void create_from(struct quiltd *d, struct grpc_call *call,
+                        const Quilt__V1__CreateContainerRequest *req, const char *rootfs,
+                        const char *image_id) {
+  struct qerr err = QERR_INIT;
+  Quilt__V1__ContainerSpec empty = QUILT__V1__CONTAINER_SPEC__INIT;
+  const Quilt__V1__ContainerSpec *spec = req->spec ? req->spec : &empty;
   struct container *c = container_alloc(d, spec, &err);
   if (!c) {
     grpc_call_fail(call, &err);
     return;
   }
-  memcpy(c->image_id, image_id, sizeof c->image_id);
+  snprintf(c->image_id, sizeof c->image_id, "%s", image_id);
   struct warm *w = NULL;
   int rc = prepare_command(c, &err);
   if (rc == 0)
@@ -651,7 +728,7 @@ static int spawn_cold(struct container *c, int *ctl_fd, struct qerr *err) {
       .overlay_lower = c->rootfs.overlay ? c->rootfs.lower : NULL,
       .overlay_upper = c->rootfs.upper,
       .overlay_work = c->rootfs.work,
-      .rootfs_writable = c->rootfs.overlay,
+      .rootfs_writable = c->rootfs.overlay || c->rootfs.copied,
       .ns_flags = ns_flags(c->spec),
       .userns_base = d->cfg.userns_base,
       .userns_count = d->cfg.userns_count,
@@ -663,12 +740,14 @@ static int spawn_cold(struct container *c, int *ctl_fd, struct qerr *err) {
     rc = logs_open(c, sb.stdio + 1, err);
   if (rc == 0 && (sb.stdio[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
     rc = qerr_errno(err, "opening /dev/null");
-  int n = rc == 0 && c->cg ? cgroup_procs_fds(c->cg, sb.cgroup_procs, SPAWN_MAX_CGROUP_FDS, err)
-                           : 0;
+  sb.cgroup_fd = c->cg ? cgroup_fd(c->cg) : -1;
+  /* v2: CLONE_INTO_CGROUP; v1: the child joins by itself. */
+  int n = rc == 0 && c->cg && sb.cgroup_fd < 0
+              ? cgroup_procs_fds(c->cg, sb.cgroup_procs, SPAWN_MAX_CGROUP_FDS, err)
+              : 0;
   if (rc == 0 && n < 0)
     rc = n;
   sb.n_cgroup_procs = n > 0 ? (size_t)n : 0;
-  sb.cgroup_fd = c->cg ? cgroup_fd(c->cg) : -1;
   struct spawn_result res;
   if (rc == 0 && (rc = spawn_sandbox(&sb, &res, err)) == 0) {
     c->pid = res.pid;
@@ -852,6 +931,10 @@ static void release_cgroup(struct container *c) {
   if (!c->cg)
     return;
   struct qerr err = QERR_INIT;
+  if (cgroup_nprocs(c->cg) == 0 && janitor_take_cgroup(&c->d->janitor, c->cg)) {
+    c->cg = NULL; /* the janitor removes the (empty) directories */
+    return;
+  }
   cgroup_kill_all(c->cg, &err);
   if (cgroup_destroy(c->cg, &err) < 0)
     log_warn("container %.12s: %s", c->id, err.msg);
@@ -1036,7 +1119,8 @@ static void restore_view(struct container *c) {
   snprintf(work, sizeof work, "%s/work", c->dir);
   if (rm_rf(work, &err) < 0 ||
       container_resolve_image(c->d, ref, rootfs, image_id, &err) < 0 ||
-      rootfs_prepare(rootfs, c->dir, c->d->overlay, &c->rootfs, &err) < 0)
+      rootfs_prepare(rootfs, c->dir, c->d->overlay ? ROOTFS_OVERLAY : ROOTFS_COPY, &c->rootfs,
+                     &err) < 0)
     log_warn("container %.12s cannot start any more: %s", c->id, err.msg);
 }
 

@@ -27,6 +27,8 @@
 struct image_job {
   struct quiltd *d;
   struct grpc_call *call;          /* NULL once the client went away */
+  image_job_done_fn on_done;       /* instead of a call: who wants the image */
+  void *on_done_arg;
   struct image_import *imp;
   int file_fd;                     /* -1 for uploads */
   int stream_fd;                   /* helper's stdin; -1 once closed */
@@ -79,7 +81,18 @@ static void progress(struct image_job *j, bool force) {
   grpc_call_send(j->call, &p.base); /* -EAGAIN: skip this one */
 }
 
+static void fail(struct image_job *j, const struct qerr *err) {
+  if (j->on_done)
+    j->on_done(j->on_done_arg, NULL, err);
+  else if (j->call)
+    grpc_call_fail(j->call, err);
+}
+
 static void reply(struct image_job *j, const struct image_info *info, bool cached) {
+  if (j->on_done) {
+    j->on_done(j->on_done_arg, info, NULL);
+    return;
+  }
   Quilt__V1__Image img = QUILT__V1__IMAGE__INIT;
   img.id = (char *)info->id;
   img.tags = info->tags;
@@ -116,10 +129,11 @@ static void on_helper_exit(struct qpidwait *w, const siginfo_t *si, int err) {
       info = fresh;
     }
   }
-  if (j->call) {
+  if (j->call)
     grpc_call_on_cancel(j->call, NULL, NULL);
+  if (j->call || j->on_done) {
     if (rc < 0)
-      grpc_call_fail(j->call, &e);
+      fail(j, &e);
     else
       reply(j, &info, cached);
   }
@@ -249,13 +263,16 @@ static struct image_job *job_new(struct quiltd *d, struct grpc_call *call, char 
     job_free(j);
     return NULL;
   }
-  grpc_call_on_cancel(call, on_cancel, j);
+  if (call)
+    grpc_call_on_cancel(call, on_cancel, j);
   return j;
 }
 
-/* Re-importing a file the store has seen, unchanged: answered at once. */
-static bool memo_answer(struct quiltd *d, struct grpc_call *call, int fd, char *const *tags,
-                        size_t n_tags, uint64_t size) {
+/* Re-importing a file the store has seen, unchanged: answered at once.
+ * `who` is a job on the stack naming the call or the done function. */
+static bool memo_answer(struct image_job *who, int fd, char *const *tags, size_t n_tags,
+                        uint64_t size) {
+  struct quiltd *d = who->d;
   char canon[8][IMAGE_TAG_MAX];
   const char *ctags[8];
   struct qerr err = QERR_INIT;
@@ -269,43 +286,60 @@ static bool memo_answer(struct quiltd *d, struct grpc_call *call, int fd, char *
   struct image_info info = {0};
   if (image_import_try_memo(d->images, fd, ctags, n_tags, &info, &err) != 1)
     return false;
-  struct image_job j = {.d = d, .call = call, .done = size, .total = size};
-  reply(&j, &info, true);
+  who->done = size;
+  who->total = size;
+  reply(who, &info, true);
   image_info_free(&info);
   return true;
 }
 
-void image_job_import_file(struct quiltd *d, struct grpc_call *call, const char *path,
-                           char *const *tags, size_t n_tags) {
+/* ImportImage and image_job_import_for alike; `who` names the receiver. */
+static void import_file(struct image_job *who, const char *path, char *const *tags,
+                        size_t n_tags) {
   struct qerr err = QERR_INIT;
   struct stat st;
   if (!path || path[0] != '/') {
-    grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "give the archive as an absolute path");
+    qerr_status(&err, GRPC_INVALID_ARGUMENT, EINVAL, "give the archive as an absolute path");
+    fail(who, &err);
     return;
   }
   cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0 || fstat(fd, &st) < 0) {
     qerr_errno(&err, "%s", path);
-    grpc_call_fail(call, &err);
+    fail(who, &err);
     return;
   }
   if (!S_ISREG(st.st_mode)) {
-    grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "%s is not a regular file", path);
+    qerr_status(&err, GRPC_INVALID_ARGUMENT, EINVAL, "%s is not a regular file", path);
+    fail(who, &err);
     return;
   }
-  if (memo_answer(d, call, fd, tags, n_tags, (uint64_t)st.st_size))
+  if (memo_answer(who, fd, tags, n_tags, (uint64_t)st.st_size))
     return;
-  struct image_job *j = job_new(d, call, tags, n_tags, &err);
+  struct image_job *j = job_new(who->d, who->call, tags, n_tags, &err);
   if (!j) {
-    grpc_call_fail(call, &err);
+    fail(who, &err);
     return;
   }
+  j->on_done = who->on_done;
+  j->on_done_arg = who->on_done_arg;
   if (image_import_set_source(j->imp, fd, &err) < 0)
     log_warn("image import: %s", err.msg); /* only the memo is lost */
   j->file_fd = take_fd(&fd);
   j->total = (uint64_t)st.st_size;
   progress(j, true);
   pump(j);
+}
+
+void image_job_import_file(struct quiltd *d, struct grpc_call *call, const char *path,
+                           char *const *tags, size_t n_tags) {
+  struct image_job who = {.d = d, .call = call};
+  import_file(&who, path, tags, n_tags);
+}
+
+void image_job_import_for(struct quiltd *d, const char *path, image_job_done_fn done, void *arg) {
+  struct image_job who = {.d = d, .on_done = done, .on_done_arg = arg};
+  import_file(&who, path, NULL, 0);
 }
 
 struct image_job *image_job_upload_begin(struct quiltd *d, struct grpc_call *call,

@@ -13,6 +13,18 @@ struct quiltd;
 struct grpc_call;
 struct image_job;
 
+struct image_info;
+struct qerr;
+/* Called once an import for another operation ends: info on success, else
+ * err. Both are valid only during the call. */
+typedef void (*image_job_done_fn)(void *arg, const struct image_info *info,
+                                  const struct qerr *err);
+
+/* A tarball another operation needs (CreateContainer of an archive path):
+ * imported on the ring like ImportImage, then done() is called — at once,
+ * before this returns, when the file was imported before. */
+void image_job_import_for(struct quiltd *d, const char *path, image_job_done_fn done, void *arg);
+
 /* ImportImage: a tarball on the daemon's host. Answers the call. */
 void image_job_import_file(struct quiltd *d, struct grpc_call *call, const char *path,
                            char *const *tags, size_t n_tags);

@@ -1424,9 +1424,13 @@ static int by_prefix(struct image_store *s, const char *ref, const char *hex,
   return 0;
 }
 
-static int resolve(struct image_store *s, const char *ref, struct image_rec **out,
-                   struct qerr *err) {
+/* via_tag (IMAGE_TAG_MAX bytes, or NULL): the canonical tag when ref named
+ * the image by one, else "". */
+static int resolve_ref(struct image_store *s, const char *ref, struct image_rec **out,
+                       char *via_tag, struct qerr *err) {
   *out = NULL;
+  if (via_tag)
+    via_tag[0] = 0;
   size_t len = ref ? strnlen(ref, 512) : 0;
   if (len == 0 || len >= 512)
     return qerr_status(err, GRPC_INVALID_ARGUMENT, EINVAL, "empty or overlong image reference");
@@ -1445,6 +1449,8 @@ static int resolve(struct image_store *s, const char *ref, struct image_rec **ou
     struct tag_rec *t = find_tag(&s->tags, canon);
     if (!t || !(*out = find_image(s, t->id)))
       return qerr_status(err, GRPC_NOT_FOUND, ENOENT, "image \"%s\" not found", ref);
+    if (via_tag)
+      memcpy(via_tag, canon, sizeof canon);
     return 0;
   }
   bool hex = is_hex(ref, len);
@@ -1456,8 +1462,11 @@ static int resolve(struct image_store *s, const char *ref, struct image_rec **ou
   struct qerr te = QERR_INIT;
   bool name = image_tag_canonical(ref, canon, &te) == 0;
   struct tag_rec *t = name ? find_tag(&s->tags, canon) : NULL;
-  if (t && (*out = find_image(s, t->id)))
+  if (t && (*out = find_image(s, t->id))) {
+    if (via_tag)
+      memcpy(via_tag, canon, sizeof canon);
     return 0;
+  }
   if (hex && len >= 4)
     return by_prefix(s, ref, ref, out, err);
   if (!name)
@@ -1466,6 +1475,11 @@ static int resolve(struct image_store *s, const char *ref, struct image_rec **ou
                        "sha256:<id>",
                        ref);
   return qerr_status(err, GRPC_NOT_FOUND, ENOENT, "image \"%s\" not found", ref);
+}
+
+static int resolve(struct image_store *s, const char *ref, struct image_rec **out,
+                   struct qerr *err) {
+  return resolve_ref(s, ref, out, NULL, err);
 }
 
 int image_config(struct image_store *s, const char *ref, struct image_config *out,
@@ -1556,6 +1570,38 @@ int image_remove(struct image_store *s, const char *ref, struct qerr *err) {
       s->memo[i].used = false;
   discard_tree(dst);
   return 0;
+}
+
+/* "a, b, c" into out, cut with ", ..." where it does not fit. */
+static void join_tags(const struct image_info *info, char *out, size_t cap) {
+  size_t len = 0;
+  out[0] = 0;
+  for (size_t i = 0; i < info->n_tags; i++) {
+    int n = snprintf(out + len, cap - len, "%s%s", i ? ", " : "", info->tags[i]);
+    if (n < 0 || (size_t)n >= cap - len) {
+      snprintf(out + (len < cap - 6 ? len : cap - 6), 6, ", ...");
+      return;
+    }
+    len += (size_t)n;
+  }
+}
+
+int image_remove_plan(struct image_store *s, const char *ref, bool force,
+                      struct image_info *info, char tag[IMAGE_TAG_MAX], struct qerr *err) {
+  memset(info, 0, sizeof *info);
+  struct image_rec *rec;
+  if (resolve_ref(s, ref, &rec, tag, err) < 0 || fill_info(s, rec, info, err) < 0)
+    return err->code;
+  if (tag[0])
+    return info->n_tags > 1 ? IMAGE_RM_UNTAG : IMAGE_RM_DELETE;
+  if (info->n_tags <= 1 || force)
+    return IMAGE_RM_DELETE;
+  char list[300];
+  join_tags(info, list, sizeof list);
+  qerr_status(err, GRPC_FAILED_PRECONDITION, EBUSY,
+              "image %.12s is tagged %s: remove the tags or use force", info->id, list);
+  image_info_free(info);
+  return err->code;
 }
 
 int image_tag(struct image_store *s, const char *ref, const char *tag, struct qerr *err) {

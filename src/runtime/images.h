@@ -156,6 +156,25 @@ size_t image_count(const struct image_store *s);
  * that no container uses it first. The directory is renamed into staging/
  * before it is deleted, so a crash midway is finished at the next open. */
 int image_remove(struct image_store *s, const char *ref, struct qerr *err);
+/* What removing ref means, by `docker rmi`'s rules (the caller checks the
+ * containers, which the store does not know):
+ *   IMAGE_RM_UNTAG   ref is a tag ("name" meaning name:latest) of an image
+ *                    that has other tags: only that tag goes
+ *                    (image_untag(tag)); containers do not matter.
+ *   IMAGE_RM_DELETE  ref is the image's last tag, or names it by id: the
+ *                    image goes with its tags (image_remove(info->id)).
+ * An id, prefix or sha256:<id> of an image with several tags is refused
+ * with FAILED_PRECONDITION ("image ID is tagged A, B: remove the tags or
+ * use force") unless force. Fills info (release with image_info_free) and
+ * tag: the tag ref named, canonical, or "" when ref is an id. Returns the
+ * action or a negative errno (lookup errors as image_lookup). Changes
+ * nothing. */
+enum image_rm_action {
+  IMAGE_RM_DELETE = 0,
+  IMAGE_RM_UNTAG = 1,
+};
+int image_remove_plan(struct image_store *s, const char *ref, bool force,
+                      struct image_info *info, char tag[IMAGE_TAG_MAX], struct qerr *err);
 /* Points tag ("name[:tag]") at the image ref resolves to. */
 int image_tag(struct image_store *s, const char *ref, const char *tag, struct qerr *err);
 /* Removes one tag; the image stays. NOT_FOUND when no image has it. */

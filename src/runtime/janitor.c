@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <linux/sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -13,11 +14,34 @@
 
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "runtime/cgroup.h"
 #include "runtime/syscalls.h"
 
 #define QUEUE_FD 3
 
-/* Paths arrive NUL-terminated; a read may end in the middle of one. */
+/* An emptied cgroup may stay busy for a moment while its last task is
+ * being released: retry briefly. */
+static void remove_cgroup(const char *path) {
+  for (int i = 0; i < 50; i++) {
+    if (rmdir(path) == 0 || errno == ENOENT)
+      return;
+    if (errno != EBUSY)
+      break;
+    usleep(20000);
+  }
+  log_warn("janitor: removing cgroup %s: %s", path, strerror(errno));
+}
+
+static void do_job(char op, const char *path) {
+  struct qerr err = QERR_INIT;
+  if (op == 'D')
+    remove_cgroup(path);
+  else if (op == 'R' && rm_rf(path, &err) < 0)
+    log_warn("janitor: %s", err.msg);
+}
+
+/* Jobs arrive as an op byte, a path and a NUL; a read may end in the
+ * middle of one. */
 __attribute__((noreturn)) static void janitor_main(void) {
   prctl(PR_SET_NAME, "quilt-janitor");
   static char buf[65536 + PATH_MAX];
@@ -32,9 +56,7 @@ __attribute__((noreturn)) static void janitor_main(void) {
     size_t start = 0;
     char *nul;
     while ((nul = memchr(buf + start, 0, have - start))) {
-      struct qerr err = QERR_INIT;
-      if (rm_rf(buf + start, &err) < 0)
-        log_warn("janitor: %s", err.msg);
+      do_job(buf[start], buf + start + 1);
       start = (size_t)(nul - buf) + 1;
     }
     memmove(buf, buf + start, have - start);
@@ -77,15 +99,29 @@ int janitor_start(struct janitor *j, struct qerr *err) {
   return 0;
 }
 
+/* A write of at most PIPE_BUF bytes is all or nothing. */
+static bool queue(struct janitor *j, char op, const char *path) {
+  char rec[PIPE_BUF];
+  size_t len = strlen(path);
+  if (j->fd < 0 || len + 2 > sizeof rec)
+    return false;
+  rec[0] = op;
+  memcpy(rec + 1, path, len + 1);
+  if (write(j->fd, rec, len + 2) != (ssize_t)(len + 2))
+    return false;
+  j->queued++;
+  return true;
+}
+
 int janitor_remove(struct janitor *j, const char *path, struct qerr *err) {
-  size_t len = strlen(path) + 1;
-  /* A write of at most PIPE_BUF bytes is all or nothing. */
-  if (j->fd >= 0 && len <= PIPE_BUF && write(j->fd, path, len) == (ssize_t)len) {
-    j->queued++;
+  if (queue(j, 'R', path))
     return 0;
-  }
   j->inline_done++;
   return rm_rf(path, err);
+}
+
+bool janitor_rmdir_cgroup(struct janitor *j, const char *path) {
+  return queue(j, 'D', path);
 }
 
 void janitor_stop(struct janitor *j) {
@@ -100,4 +136,18 @@ void janitor_stop(struct janitor *j) {
   }
   j->pidfd = -1;
   j->pid = 0;
+}
+
+bool janitor_take_cgroup(struct janitor *j, struct cgroup *cg) {
+  const char *dirs[8];
+  size_t n = cgroup_dirs(cg, dirs, sizeof dirs / sizeof dirs[0]);
+  if (n == 0 || !janitor_rmdir_cgroup(j, dirs[0]))
+    return false;
+  /* v1 hierarchies are independent: whatever the queue refuses now is
+   * removed here. */
+  for (size_t i = 1; i < n; i++)
+    if (!janitor_rmdir_cgroup(j, dirs[i]) && rmdir(dirs[i]) < 0)
+      log_warn("removing cgroup %s: %s", dirs[i], strerror(errno));
+  cgroup_close(cg);
+  return true;
 }

@@ -25,6 +25,13 @@ int janitor_start(struct janitor *j, struct qerr *err);
 /* Removes `path` (rm -rf) soon: queued, or at once when there is no
  * janitor or its queue is full. 0, or the inline removal's error. */
 int janitor_remove(struct janitor *j, const char *path, struct qerr *err);
+/* Queues the rmdir of an emptied cgroup directory (removing a v1 memory
+ * cgroup can take milliseconds); false when it could not be queued. */
+bool janitor_rmdir_cgroup(struct janitor *j, const char *path);
+/* Hands an emptied cgroup to the janitor and frees cg; false (cg
+ * untouched) when it cannot be queued. */
+struct cgroup;
+bool janitor_take_cgroup(struct janitor *j, struct cgroup *cg);
 /* Closes the queue and waits until the janitor has emptied it. */
 void janitor_stop(struct janitor *j);
 

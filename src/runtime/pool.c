@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "runtime/cgroup.h"
 #include "runtime/container.h"
+#include "runtime/janitor.h"
 #include "runtime/logs.h"
 #include "runtime/syscalls.h"
 
@@ -36,22 +37,51 @@ static void close_fds(struct warm *w) {
   close_fd(&w->pipes[1]);
 }
 
-/* Removes what a sandbox had on the host once its process is gone. */
+/* Removes what a sandbox had on the host once its process is gone. The
+ * daemon opens a sandbox's cgroup only when it is taken: before that only
+ * the sandbox knows it, so look it up by name. */
 static void remove_leftovers(struct warm *w) {
+  struct quiltd *d = w->pool->d;
   struct qerr err = QERR_INIT;
   close_fds(w);
   close_fd(&w->proc.pidfd);
-  if (w->cg) {
+  if (!w->cg && d->cgm && cgroup_open(d->cgm, w->id, &w->cg, &err) < 0)
+    w->cg = NULL;
+  if (w->cg && !janitor_take_cgroup(&d->janitor, w->cg)) {
     cgroup_kill_all(w->cg, &err);
     if (cgroup_destroy(w->cg, &err) < 0)
       log_warn("warm sandbox %.12s: %s", w->id, err.msg);
-    w->cg = NULL;
   }
-  if (w->dir[0] && !w->keep_dir && janitor_remove(&w->pool->d->janitor, w->dir, &err) < 0)
+  w->cg = NULL;
+  if (w->dir[0] && !w->keep_dir && janitor_remove(&d->janitor, w->dir, &err) < 0)
     log_warn("warm sandbox %.12s: %s", w->id, err.msg);
 }
 
 /* ------------------------------------------------------------ building */
+
+/* In the sandbox's own process: its directories, rootfs and cgroup, all of
+ * which cost the daemon's loop a millisecond or more (mkdir on the state
+ * disk, kernfs files of five v1 hierarchies). w is the child's copy. */
+static int setup_in_child(void *arg, int *procs, size_t *n, struct qerr *err) {
+  static const struct cgroup_limits none = {0, 0, -1};
+  struct warm *w = arg;
+  struct quiltd *d = w->pool->d;
+  struct rootfs_view view;
+  if (mkdir_p(w->dir, 0700, err) < 0 ||
+      rootfs_prepare(w->rootfs.lower, w->dir, d->overlay ? ROOTFS_OVERLAY : ROOTFS_COPY, &view,
+                     err) < 0)
+    return err->code;
+  if (!d->cgm)
+    return 0;
+  struct cgroup *cg;
+  if (cgroup_create(d->cgm, w->id, &none, &cg, err) < 0)
+    return err->code;
+  int k = cgroup_procs_fds(cg, procs + *n, SPAWN_MAX_CGROUP_FDS - *n, err);
+  if (k < 0)
+    return k;
+  *n += (size_t)k;
+  return 0;
+}
 
 static int open_stdio(struct warm *w, int child[3], struct qerr *err) {
   child[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -67,23 +97,18 @@ static int clone_sandbox(struct warm_pool *p, struct warm *w, struct qerr *err) 
       .overlay_lower = w->rootfs.overlay ? w->rootfs.lower : NULL,
       .overlay_upper = w->rootfs.upper,
       .overlay_work = w->rootfs.work,
-      .rootfs_writable = w->rootfs.overlay,
+      .rootfs_writable = w->rootfs.overlay || w->rootfs.copied,
       .ns_flags = POOL_NS_FLAGS,
-      .userns_base = d->cfg.userns_base,
-      .userns_count = d->cfg.userns_count,
-      .cgroup_fd = w->cg ? cgroup_fd(w->cg) : -1,
+      .cgroup_fd = -1,
       .stdio = {-1, -1, -1},
+      .child_setup = setup_in_child,
+      .child_arg = w,
+      .announce_ready = true,
   };
+  (void)d;
   int rc = open_stdio(w, sb.stdio, err);
-  int n = rc == 0 && w->cg ? cgroup_procs_fds(w->cg, sb.cgroup_procs, SPAWN_MAX_CGROUP_FDS, err)
-                           : 0;
-  if (rc == 0 && n < 0)
-    rc = n;
-  sb.n_cgroup_procs = n > 0 ? (size_t)n : 0;
   if (rc == 0)
     rc = spawn_sandbox(&sb, &w->proc, err);
-  for (size_t i = 0; i < sb.n_cgroup_procs; i++)
-    close(sb.cgroup_procs[i]);
   for (int i = 0; i < 3; i++)
     close_fd(&sb.stdio[i]);
   return rc;
@@ -91,16 +116,12 @@ static int clone_sandbox(struct warm_pool *p, struct warm *w, struct qerr *err) 
 
 static int build(struct warm_pool *p, struct warm *w, struct qerr *err) {
   struct quiltd *d = p->d;
-  static const struct cgroup_limits none = {0, 0, -1};
   char lower[PATH_MAX];
   if (container_resolve_image(d, "", lower, w->image_id, err) < 0 ||
       container_new_id(w->id, err) < 0)
     return err->code;
   snprintf(w->dir, sizeof w->dir, "%s/containers/%s", d->cfg.root_dir, w->id);
-  if (mkdir_p(w->dir, 0700, err) < 0 ||
-      rootfs_prepare(lower, w->dir, d->overlay, &w->rootfs, err) < 0)
-    return err->code;
-  if (d->cgm && cgroup_create(d->cgm, w->id, &none, &w->cg, err) < 0)
+  if (rootfs_plan(lower, w->dir, d->overlay ? ROOTFS_OVERLAY : ROOTFS_COPY, &w->rootfs, err) < 0)
     return err->code;
   return clone_sandbox(p, w, err);
 }
@@ -175,21 +196,16 @@ void pool_init(struct warm_pool *p, struct quiltd *d, unsigned target) {
 
 /* ------------------------------------------------------------ taking */
 
-/* A sandbox whose status pipe is readable died or failed while it waited:
- * say why, and treat it like a failed build. */
-static bool still_alive(struct warm_pool *p, struct warm *w) {
-  struct pollfd pfd = {.fd = w->proc.status_fd, .events = POLLIN};
-  if (poll(&pfd, 1, 0) == 0)
-    return true;
-  struct spawn_failure f;
-  ssize_t n = read(w->proc.status_fd, &f, sizeof f);
+/* A ready sandbox gets its cgroup opened for the taker; one that died or
+ * failed while it waited is said why and counted like a failed build. */
+static enum spawn_state check(struct warm_pool *p, struct warm *w) {
   struct qerr err = QERR_INIT;
-  if (n > 0)
-    spawn_parse_failure(&f, (size_t)n, &err);
-  else
-    qerr_set(&err, EIO, "sandbox %.12s exited while waiting", w->id);
-  build_failed(p, err.msg);
-  return false;
+  enum spawn_state st = spawn_poll_ready(w->proc.status_fd, &w->ready_seen, &err);
+  if (st == SPAWN_WAITING && p->d->cgm && cgroup_open(p->d->cgm, w->id, &w->cg, &err) < 0)
+    st = SPAWN_GONE;
+  if (st == SPAWN_GONE)
+    build_failed(p, err.msg);
+  return st;
 }
 
 struct warm *pool_take(struct warm_pool *p, const char *image_id, const char *lower,
@@ -199,21 +215,22 @@ struct warm *pool_take(struct warm_pool *p, const char *image_id, const char *lo
     struct warm *w = *pp;
     bool match = image_id[0] ? strcmp(w->image_id, image_id) == 0
                              : !w->image_id[0] && strcmp(w->rootfs.lower, lower) == 0;
-    if (!match) {
+    enum spawn_state st = match ? check(p, w) : SPAWN_BUILDING;
+    if (st == SPAWN_BUILDING) { /* another image, or still mounting: keep it */
       pp = &w->next;
       continue;
     }
     *pp = w->next;
     p->n_ready--;
     w->next = NULL;
-    if (still_alive(p, w)) {
+    if (st == SPAWN_WAITING) {
       p->hits++;
       return w;
     }
     pool_discard(p, w);
   }
   p->misses++;
-  log_debug("warm pool: no sandbox for image %.12s%s (flags %#x, %u ready)", image_id,
+  log_debug("warm pool: no sandbox for image %.12s%s (flags %#x, %u in the pool)", image_id,
             image_id[0] ? "" : lower, (unsigned)ns_flags, p->n_ready);
   return NULL;
 }
@@ -288,21 +305,34 @@ void pool_free(struct warm_pool *p) {
   p->n_ready = 0;
 }
 
-int pool_render_metrics(const struct warm_pool *p, struct strbuf *out) {
+/* Sandboxes built and waiting; a dead one is left for pool_take to drop. */
+static unsigned count_built(struct warm_pool *p) {
+  unsigned n = 0;
+  for (struct warm *w = p->ready; w; w = w->next) {
+    struct qerr ignore = QERR_INIT;
+    n += spawn_poll_ready(w->proc.status_fd, &w->ready_seen, &ignore) == SPAWN_WAITING;
+  }
+  return n;
+}
+
+int pool_render_metrics(struct warm_pool *p, struct strbuf *out) {
   return strbuf_printf(
       out,
       "# HELP quilt_warm_pool_target Sandboxes the warm pool keeps ready.\n"
       "# TYPE quilt_warm_pool_target gauge\nquilt_warm_pool_target %u\n"
-      "# HELP quilt_warm_pool_ready Sandboxes ready now.\n"
+      "# HELP quilt_warm_pool_size Sandboxes in the pool, built or being built.\n"
+      "# TYPE quilt_warm_pool_size gauge\nquilt_warm_pool_size %u\n"
+      "# HELP quilt_warm_pool_ready Sandboxes built and waiting for a container.\n"
       "# TYPE quilt_warm_pool_ready gauge\nquilt_warm_pool_ready %u\n"
       "# HELP quilt_warm_pool_hits_total Containers that got a ready sandbox.\n"
       "# TYPE quilt_warm_pool_hits_total counter\nquilt_warm_pool_hits_total %llu\n"
       "# HELP quilt_warm_pool_misses_total Containers built on request instead.\n"
       "# TYPE quilt_warm_pool_misses_total counter\nquilt_warm_pool_misses_total %llu\n"
-      "# HELP quilt_warm_pool_built_total Sandboxes built.\n"
+      "# HELP quilt_warm_pool_built_total Sandboxes started.\n"
       "# TYPE quilt_warm_pool_built_total counter\nquilt_warm_pool_built_total %llu\n"
       "# HELP quilt_warm_pool_failures_total Sandboxes that failed to build or died waiting.\n"
       "# TYPE quilt_warm_pool_failures_total counter\nquilt_warm_pool_failures_total %llu\n",
-      p->target, p->n_ready, (unsigned long long)p->hits, (unsigned long long)p->misses,
-      (unsigned long long)p->built, (unsigned long long)p->build_failures);
+      p->target, p->n_ready, count_built(p), (unsigned long long)p->hits,
+      (unsigned long long)p->misses, (unsigned long long)p->built,
+      (unsigned long long)p->build_failures);
 }

@@ -37,6 +37,7 @@ struct warm {
   int pipes[2];                /* read ends of the child's stdout, stderr */
   struct qpidwait reap;        /* discarded: waiting for it to die */
   bool keep_dir;               /* discarded, but its files are a container's */
+  bool ready_seen;             /* it said it is built (spawn_poll_ready) */
   struct warm_pool *pool;
 };
 
@@ -44,7 +45,7 @@ struct warm_pool {
   struct quiltd *d;
   unsigned target;             /* sandboxes to keep ready; 0: no pool */
   struct warm *ready;
-  unsigned n_ready;
+  unsigned n_ready;            /* in the pool, built or still building */
   unsigned n_reaping;          /* discarded, not yet reaped */
   struct qtimer wake;          /* refill later: after a failure, or idle */
   uint64_t backoff_ns;         /* 0 while builds succeed */
@@ -75,7 +76,7 @@ void pool_shutdown(struct warm_pool *p);
 /* True while discarded sandboxes are still being reaped. */
 bool pool_busy(const struct warm_pool *p);
 /* Appends the pool's Prometheus metrics; 0 or -ENOMEM. */
-int pool_render_metrics(const struct warm_pool *p, struct strbuf *out);
+int pool_render_metrics(struct warm_pool *p, struct strbuf *out);
 /* The same, synchronously: for when the loop is gone. */
 void pool_discard_now(struct warm *w);
 /* Last resort when the loop is gone: discards the ready ones now. */

@@ -5,6 +5,7 @@
 #include <grp.h>
 #include <linux/sched.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -34,6 +35,8 @@ struct child {
   int status_fd;     /* write end, close-on-exec */
   int ctl_fd;        /* read end: release byte, exec record */
   int rootfd;        /* O_PATH of the rootfs */
+  int cg_procs[SPAWN_MAX_CGROUP_FDS];
+  size_t n_cg_procs;
 };
 
 __attribute__((noreturn)) static void child_fail(struct child *c, int status, int err,
@@ -308,10 +311,16 @@ static void read_ctl(struct child *c, void *buf, size_t n, const char *what) {
 
 /* v1: move ourselves; the write may wait for an RCU grace period. */
 static void join_cgroups(struct child *c) {
-  for (size_t i = 0; i < c->sb->n_cgroup_procs; i++) {
-    if (write(c->sb->cgroup_procs[i], "0", 1) != 1)
+  const struct spawn_sandbox *s = c->sb;
+  memcpy(c->cg_procs, s->cgroup_procs, s->n_cgroup_procs * sizeof *c->cg_procs);
+  c->n_cg_procs = s->n_cgroup_procs;
+  struct qerr err = QERR_INIT;
+  if (s->child_setup && s->child_setup(s->child_arg, c->cg_procs, &c->n_cg_procs, &err) < 0)
+    child_fail(c, err.status ? err.status : GRPC_INTERNAL, 0, "%s", err.msg);
+  for (size_t i = 0; i < c->n_cg_procs; i++) {
+    if (write(c->cg_procs[i], "0", 1) != 1)
       child_fail(c, GRPC_INTERNAL, errno, "joining the container's cgroup");
-    close(c->sb->cgroup_procs[i]);
+    close(c->cg_procs[i]);
   }
 }
 
@@ -364,6 +373,8 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
   }
   if (s->ns_flags & CLONE_NEWNET)
     loopback_up(c);
+  if (s->announce_ready && write(c->status_fd, (char[]){SPAWN_READY}, 1) != 1)
+    _exit(127);
   struct spawn_exec ex;
   receive_exec(c, &ex);
   if ((s->ns_flags & CLONE_NEWUTS) && ex.hostname[0] &&
@@ -568,6 +579,30 @@ int spawn_send_exec(int ctl_fd, const struct spawn_exec *ex, struct qerr *err) {
              : qerr_errno(err, "sending the command to the container process");
   strbuf_free(&b);
   return rc;
+}
+
+enum spawn_state spawn_poll_ready(int status_fd, bool *ready_seen, struct qerr *err) {
+  struct pollfd pfd = {.fd = status_fd, .events = POLLIN};
+  if (poll(&pfd, 1, 0) == 0)
+    return *ready_seen ? SPAWN_WAITING : SPAWN_BUILDING;
+  char buf[1 + sizeof(struct spawn_failure)];
+  ssize_t n = read(status_fd, buf, sizeof buf);
+  const char *rec = buf;
+  if (!*ready_seen && n >= 1 && buf[0] == SPAWN_READY) {
+    *ready_seen = true;
+    rec++;
+    n--;
+    /* Ready, unless it died since: then the pipe is at EOF as well. */
+    if (n == 0 && poll(&pfd, 1, 0) == 0)
+      return SPAWN_WAITING;
+    if (n == 0)
+      n = read(status_fd, buf, sizeof buf - 1), rec = buf;
+  }
+  if (n > 0)
+    spawn_parse_failure(rec, (size_t)n, err);
+  else
+    qerr_set(err, EIO, "the sandbox process exited while it waited");
+  return SPAWN_GONE;
 }
 
 int spawn_parse_failure(const void *buf, size_t n, struct qerr *err) {

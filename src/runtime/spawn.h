@@ -40,7 +40,23 @@ struct spawn_sandbox {
   int cgroup_procs[SPAWN_MAX_CGROUP_FDS];
   size_t n_cgroup_procs;
   int stdio[3];            /* fds that become 0, 1, 2 */
+  /* Runs first in the child: a warm sandbox makes its own directories and
+   * cgroup there, off the daemon's loop, adding the cgroup.procs fds to
+   * join to procs[*n]. Returns 0 or fills err. */
+  int (*child_setup)(void *arg, int *procs, size_t *n, struct qerr *err);
+  void *child_arg;
+  /* Write SPAWN_READY to the status pipe once built, before waiting for
+   * the exec record: how the pool tells a ready sandbox from one still
+   * mounting. */
+  bool announce_ready;
 };
+
+#define SPAWN_READY 'R'
+enum spawn_state { SPAWN_BUILDING, SPAWN_WAITING, SPAWN_GONE };
+/* Reads a warm sandbox's state from its status pipe without blocking:
+ * consumes the ready byte (noting it in *ready_seen); GONE when it died or
+ * failed (err says why). */
+enum spawn_state spawn_poll_ready(int status_fd, bool *ready_seen, struct qerr *err);
 
 /* What runs in it. */
 struct spawn_exec {

@@ -90,6 +90,7 @@ struct store {
   sqlite3 *db;
   char *path;
   sqlite3_stmt *st[ST_COUNT];
+  bool batching;     /* writes open a transaction that store_commit ends */
 };
 
 /* ------------------------------------------------------------ errors */
@@ -145,7 +146,15 @@ static const char *col_text(sqlite3_stmt *st, int i) {
 }
 
 /* Steps a bound write statement to completion and readies it for reuse. */
+/* Before each write: opens the batch's transaction. Unbatched if BEGIN
+ * fails: the write is then its own transaction. */
+static void begin_batch(struct store *s) {
+  if (s->batching && sqlite3_get_autocommit(s->db))
+    sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
+}
+
 static int step_write(struct store *s, sqlite3_stmt *st, struct qerr *err, const char *what) {
+  begin_batch(s);
   int rc = sqlite3_step(st);
   int r = rc == SQLITE_DONE ? 0 : db_err(s, rc, err, what);
   stmt_done(st);
@@ -345,6 +354,7 @@ int store_put_container(struct store *s, const struct container_record *r, struc
   sqlite3_bind_int64(st, 12, r->finished_ns);
   bind_text(st, 13, r->image_id);
   bind_text(st, 14, r->rootfs);
+  begin_batch(s);
   int rc = sqlite3_step(st);
   if (rc == SQLITE_DONE) {
     stmt_done(st);
@@ -451,4 +461,17 @@ int store_trim_events(struct store *s, unsigned max_rows, struct qerr *err) {
   sqlite3_stmt *st = s->st[ST_EVENT_TRIM];
   sqlite3_bind_int64(st, 1, (int64_t)max_rows);
   return step_write(s, st, err, "trimming events");
+}
+
+void store_set_batching(struct store *s, bool on) { s->batching = on; }
+
+int store_commit(struct store *s, struct qerr *err) {
+  if (sqlite3_get_autocommit(s->db))
+    return 0;
+  int rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+  if (rc == SQLITE_OK)
+    return 0;
+  int r = db_err(s, rc, err, "committing state changes");
+  sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+  return r;
 }

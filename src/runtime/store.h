@@ -1,6 +1,6 @@
 /* Durable daemon state in SQLite (WAL) under the root dir: containers with
  * their specs and exit status, and the event history. Writes are small
- * single-row transactions; with WAL and synchronous=NORMAL they append to
+ * (batched per loop turn by the daemon); with WAL and synchronous=NORMAL they append to
  * the WAL in the page cache and fsync only at checkpoints, so the ring is
  * not held up by disk flushes (see docs/state.md). */
 #ifndef QUILT_RUNTIME_STORE_H
@@ -54,5 +54,12 @@ int store_load_events(struct store *s, int64_t since_ns, unsigned limit,
                       struct qerr *err);
 /* Keeps the event table at most max_rows rows (oldest dropped). */
 int store_trim_events(struct store *s, unsigned max_rows, struct qerr *err);
+
+/* With batching on, writes join one transaction until store_commit: the
+ * daemon commits once per loop turn, before the turn's replies go out, so
+ * an answered change is in the WAL and a turn that touched many containers
+ * writes the WAL once. */
+void store_set_batching(struct store *s, bool on);
+int store_commit(struct store *s, struct qerr *err);
 
 #endif

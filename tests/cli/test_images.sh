@@ -1,6 +1,7 @@
 #!/bin/bash
 # End-to-end tests of quilt-cli's image commands against a real quiltd:
-# import (daemon-side path and upload), images / image ls, rmi, prune,
+# import (daemon-side path and upload), images / image ls, rmi (untag and
+# delete, the built-in busybox:latest too), prune,
 # run/create --image NAME:TAG | id prefix | FILE, over the Unix socket and
 # over TCP, --json and error handling.
 #
@@ -276,9 +277,31 @@ rc=$?; out=$(cat "$TMP/out"); err=$(cat "$TMP/err")
 want_rc 0; want_out_is "mini"
 end
 
-begin "rmi mini:1 while a container uses it fails, then works after rm"
+begin "rmi NAME:TAG of an image with other tags only untags it, even in use"
+# mini has mini:1, mini:2 and mini:3 by now.
 CTR=$("$CLI" --socket "$SOCK" create --image mini:1 -- true)
 q rmi mini:1
+want_rc 0; want_out_is "Untagged: mini:1"; want_no_err
+q images --json
+want_json "[i['tags'] for i in d if i['id'] == '$MINI_ID'] == [['mini:2', 'mini:3']]"
+q run --rm --image mini:1 -- true
+want_rc 125; want_err "NOT_FOUND"
+end
+
+begin "rmi ID of an image with several tags is refused without -f"
+q rmi "$MINI_ID"
+want_rc 1; want_one_err_line
+want_err_is "quilt-cli: rmi: FAILED_PRECONDITION: image ${MINI_ID:0:12} is tagged mini:2, mini:3: remove the tags or use force"
+q rmi "${MINI_ID:0:8}"
+want_rc 1; want_err "is tagged mini:2, mini:3"
+q images -q
+want_out "$MINI_ID"
+end
+
+begin "rmi of the last tag while a container uses it fails, then works after rm"
+q rmi mini:2
+want_rc 0; want_out_is "Untagged: mini:2"
+q rmi mini:3
 want_rc 1; want_one_err_line
 want_err "quilt-cli: rmi: FAILED_PRECONDITION: image ${MINI_ID:0:12} is used by"
 row=$(image_row "$MINI_ID")
@@ -287,8 +310,10 @@ q rm "$CTR"
 want_rc 0
 # The earlier `run --image mini:1` containers use it too.
 for c in $("$CLI" --socket "$SOCK" ps -aq); do "$CLI" --socket "$SOCK" rm -f "$c" >/dev/null; done
-q rmi mini:1
-want_rc 0; want_out_is "mini:1"; want_no_err
+q rmi mini:3
+want_rc 0; want_no_err
+want_out_is "Untagged: mini:3
+Deleted: $MINI_ID"
 q images
 want_no_out "${MINI_ID:0:12}"
 end
@@ -297,7 +322,21 @@ begin "rmi goes on past failures and exits 1; --json"
 "$CLI" --socket "$SOCK" import --tag mini:1 "$MINI" >/dev/null 2>&1
 q rmi --json no-such:image mini:1
 want_rc 1; want_one_err_line; want_err "NOT_FOUND"
-want_json_doc; want_json 'd == [{"id": "mini:1"}]'
+want_json_doc
+want_json "d == [{'id': 'mini:1', 'untagged': ['mini:1'], 'deleted': ['$MINI_ID']}]"
+end
+
+begin "rmi -f ID removes an image with several tags: each untagged, then deleted"
+"$CLI" --socket "$SOCK" import --tag mini:1 --tag mini:2 "$MINI" >/dev/null 2>&1
+q rmi -f "${MINI_ID:0:12}"
+want_rc 0; want_no_err
+want_out_is "Untagged: mini:1
+Untagged: mini:2
+Deleted: $MINI_ID"
+"$CLI" --socket "$SOCK" import --tag mini:1 --tag mini:2 "$MINI" >/dev/null 2>&1
+q image rm --json -f "$MINI_ID" mini:1
+want_rc 1; want_json_doc; want_err "NOT_FOUND"
+want_json "d == [{'id': '$MINI_ID', 'untagged': ['mini:1', 'mini:2'], 'deleted': ['$MINI_ID']}]"
 end
 
 # ---------------------------------------------------------------- prune
@@ -357,6 +396,35 @@ qt prune --json
 want_rc 0; want_json_doc
 qt run --image "$TMP/random.tar.gz" -- true
 want_rc 125; want_one_err_line; want_err "INVALID_ARGUMENT"
+end
+
+# ---------------------------------------------------------------- the built-in image
+
+begin "busybox:latest: untagged while it has another tag, removed, re-imported at start"
+BUILTIN_TAR=$(dirname "$CLI")/busybox-rootfs.tar
+q import --tag bb:1 "$BUILTIN_TAR"
+want_rc 0; want_out_is "$BUSYBOX_ID"
+q rmi busybox
+want_rc 0; want_out_is "Untagged: busybox:latest"
+q images --json
+want_json "[i['tags'] for i in d if i['id'] == '$BUSYBOX_ID'] == [['bb:1']]"
+q run --rm -- true
+want_rc 125; want_one_err_line; want_err "busybox:latest"
+q run --rm --image bb:1 -- echo still
+want_rc 0; want_out_is "still"
+q rmi bb:1
+want_rc 0; want_out_is "Untagged: bb:1
+Deleted: $BUSYBOX_ID"
+q images -q
+want_no_out "$BUSYBOX_ID"
+kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null
+"$QUILTD" --socket "$SOCK" --root "$TMP/root" >>"$TMP/quiltd.log" 2>&1 &
+DAEMON_PID=$!
+"$CLI" --socket "$SOCK" --timeout 15 health --wait >/dev/null 2>&1
+q images
+want_rc 0; want_out_re "^${BUSYBOX_ID:0:12} +busybox:latest "
+q run --rm -- echo back
+want_rc 0; want_out_is "back"
 end
 
 echo "$pass passed, $fail failed"

@@ -851,22 +851,76 @@ class ImageConfigTest(QuiltTestCase):
         self.assertNotIn(image_id, [i.id for i in images])
 
 
+class ArchiveCreateTest(QuiltTestCase):
+    """CreateContainer naming an archive path imports it on the ring."""
+
+    def test_create_from_archive_path(self):
+        import io
+        import tarfile
+        rootfs = os.path.join(os.path.dirname(os.environ["QUILTD"]), "busybox-rootfs")
+        archive = os.path.join(self.tmp, "big.tar")
+        with tarfile.open(archive, "w") as t:
+            t.add(rootfs, arcname=".")
+            # Enough bytes that the import takes a while on any machine.
+            ti = tarfile.TarInfo("var/ballast")
+            ti.size = 192 << 20
+            t.addfile(ti, io.BytesIO(b"\0" * ti.size))
+        fut = self.stub.CreateContainer.future(pb.CreateContainerRequest(
+            spec=self.spec(["sh", "-c", "ls -s /var/ballast; echo ok"], image=archive)),
+            timeout=120)
+        time.sleep(0.1)
+        # The loop is not stuck in the import: other calls are answered.
+        t0 = time.monotonic()
+        self.stub.GetSystemInfo(pb.GetSystemInfoRequest(), timeout=RPC_TIMEOUT)
+        answered_in = time.monotonic() - t0
+        self.assertFalse(fut.done(), "the import was over before anything could be asked")
+        self.assertLess(answered_in, 1.0)
+        c = fut.result().container
+        self.created.append(c.id)
+        self.assertEqual(len(c.image_id), 64)
+        self.assertEqual(self.wait(c.id).exit_code, 0)
+        self.assertTrue(self.logs(c.id).endswith(b"ok\n"))
+        # The same file again: the store knows it, no second import.
+        t0 = time.monotonic()
+        c2 = self.create(["true"], image=archive)
+        self.assertLess(time.monotonic() - t0, 5.0)
+        self.assertEqual(c2.image_id, c.image_id)
+        # A file that is no archive: refused, nothing created.
+        bad = os.path.join(self.tmp, "bad.tar.gz")
+        with open(bad, "wb") as f:
+            f.write(b"\x1f\x8bnot really gzip" * 100)
+        before = len(self.stub.ListContainers(pb.ListContainersRequest(all=True),
+                                              timeout=RPC_TIMEOUT).containers)
+        self.assertRpcCode(Code.INVALID_ARGUMENT, self.create, ["true"], image=bad)
+        after = len(self.stub.ListContainers(pb.ListContainersRequest(all=True),
+                                             timeout=RPC_TIMEOUT).containers)
+        self.assertEqual(after, before)
+        self.stub.RemoveImage(pb.RemoveImageRequest(id=c.image_id, force=True), timeout=60)
+
+
 class NoOverlayTest(QuiltTestCase):
-    """Where overlayfs is missing the image is the rootfs: read-only."""
+    """Where overlayfs is missing each container gets a private copy of the
+    image (reflinked where the filesystem can): writable, and nobody else's."""
 
     daemon_args = ("--no-overlay",)
 
-    def test_image_is_read_only_without_overlay(self):
+    def test_each_container_gets_a_private_copy(self):
         info = self.stub.GetSystemInfo(pb.GetSystemInfoRequest(), timeout=RPC_TIMEOUT)
-        self.assertIn("read-only", info.rootfs_driver)
+        self.assertIn("copy", info.rootfs_driver)
         script = "; ".join([
-            'touch /made 2>/dev/null && echo "root=writable" || echo "root=ro"',
+            'echo hi > /made && echo "made=$(cat /made)"',
+            'rm /bin/ls && echo "ls=removed"',
             'echo x > /tmp/f && echo "tmp=ok"',
         ])
         _, w, out = self.run_container(script)
         kv = parse_kv(out)
-        self.assertEqual(kv.get("root"), "ro", out)
-        self.assertEqual(kv.get("tmp"), "ok", out)
+        self.assertEqual((kv.get("made"), kv.get("ls"), kv.get("tmp")), ("hi", "removed", "ok"),
+                         out)
+        _, w, out = self.run_container(
+            'test -e /made && echo made=yes || echo made=no; '
+            'test -e /bin/ls && echo ls=yes || echo ls=no')
+        kv = parse_kv(out)
+        self.assertEqual((kv.get("made"), kv.get("ls")), ("no", "yes"), out)
 
 
 # ------------------------------------------------------------------ restart

@@ -1062,6 +1062,74 @@ static void test_tags_and_lookup(void **state) {
   image_info_free(&xz);
 }
 
+/* image_remove_plan: expects action (and tag for an untag) or a failure
+ * with status and a message containing needle. */
+static void expect_plan(struct fx *f, const char *ref, bool force, int want, const char *tag) {
+  struct image_info info;
+  char got[IMAGE_TAG_MAX];
+  struct qerr err = QERR_INIT;
+  int r = image_remove_plan(f->s, ref, force, &info, got, &err);
+  if (r != want)
+    fail_msg("plan %s%s: %d (%s), expected %d", ref, force ? " (force)" : "", r, err.msg, want);
+  assert_string_equal(got, tag);
+  image_info_free(&info);
+}
+
+static void expect_plan_refused(struct fx *f, const char *ref, int status, const char *needle) {
+  struct image_info info;
+  char tag[IMAGE_TAG_MAX];
+  struct qerr err = QERR_INIT;
+  assert_true(image_remove_plan(f->s, ref, false, &info, tag, &err) < 0);
+  if (err.status != status || !strstr(err.msg, needle))
+    fail_msg("plan %s: status %d \"%s\", expected %d with \"%s\"", ref, err.status, err.msg,
+             status, needle);
+  assert_null(info.tags);
+}
+
+/* docker rmi's rules: a tag of an image with others only untags; the last
+ * tag or the id removes the image; an id with several tags needs force. */
+static void test_remove_plan(void **state) {
+  struct fx *f = *state;
+  const char *tags[] = {"busybox", "mini:1", "mini:2"};
+  struct image_info img;
+  import_ok(f, g.tar[1], tags, 3, &img, false);
+  char ref[128], msg[256];
+  expect_plan(f, "mini:1", false, IMAGE_RM_UNTAG, "mini:1");
+  expect_plan(f, "mini:1", true, IMAGE_RM_UNTAG, "mini:1");
+  expect_plan(f, "busybox", false, IMAGE_RM_UNTAG, "busybox:latest"); /* "name" is name:latest */
+  snprintf(msg, sizeof msg, "image %.12s is tagged busybox:latest, mini:1, mini:2: remove the "
+           "tags or use force", img.id);
+  expect_plan_refused(f, img.id, GRPC_FAILED_PRECONDITION, msg);
+  snprintf(ref, sizeof ref, "%.6s", img.id);
+  expect_plan_refused(f, ref, GRPC_FAILED_PRECONDITION, msg);
+  snprintf(ref, sizeof ref, "sha256:%.10s", img.id);
+  expect_plan_refused(f, ref, GRPC_FAILED_PRECONDITION, msg);
+  expect_plan(f, img.id, true, IMAGE_RM_DELETE, "");
+  expect_plan_refused(f, "mini:3", GRPC_NOT_FOUND, "not found");
+  expect_plan_refused(f, "Bad!", GRPC_INVALID_ARGUMENT, "invalid image reference");
+
+  /* Untag down to one tag: then the tag and the id both mean the image. */
+  struct qerr err = QERR_INIT;
+  assert_int_equal(image_untag(f->s, "mini:1", &err), 0);
+  assert_int_equal(image_untag(f->s, "busybox", &err), 0);
+  assert_lookup(f, "mini:2", img.id);
+  assert_lookup_fails(f, "busybox", GRPC_NOT_FOUND);
+  expect_plan(f, "mini:2", false, IMAGE_RM_DELETE, "mini:2");
+  expect_plan(f, img.id, false, IMAGE_RM_DELETE, "");
+  /* The untags survive a reopen. */
+  reopen(f, 64 * MiB);
+  struct listing l = {0};
+  assert_int_equal(image_list(f->s, list_cb, &l, &err), 0);
+  assert_int_equal(l.n, 1);
+  assert_int_equal(l.n_tags[0], 1);
+  /* An untagged image: its id. */
+  assert_int_equal(image_untag(f->s, "mini:2", &err), 0);
+  expect_plan(f, img.id, false, IMAGE_RM_DELETE, "");
+  assert_int_equal(image_remove(f->s, img.id, &err), 0);
+  assert_store_clean(f, 0);
+  image_info_free(&img);
+}
+
 /* Writes an image directory by hand, as a previous run would have. */
 static void fake_image(struct fx *f, const char *id, const char *meta_extra) {
   char p[512], text[512];
@@ -1552,6 +1620,7 @@ int main(void) {
       T(test_cached_reimport),
       T(test_async_import),
       T(test_tags_and_lookup),
+      T(test_remove_plan),
       T(test_prefixes_and_leftovers),
       T(test_crash_kill_helper),
       T(test_crash_daemon_dies),

@@ -637,13 +637,49 @@ static void test_open_readonly_dir(void **state) {
   assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* Batched writes are one transaction: visible to the store at once, on
+ * disk only from store_commit; a close without it loses them. */
+static void test_batching(void **state) {
+  struct fixture *f = *state;
+  struct store *s = open_ok(f);
+  store_set_batching(s, true);
+  char a[65], b[65];
+  make_id(a, 'a');
+  make_id(b, 'b');
+  struct container_record ra = record(a, "first"), rb = record(b, "second");
+  put_ok(s, &ra);
+  struct crows *c = malloc(sizeof *c);
+  load(s, c);
+  assert_int_equal(c->n, 1);
+  struct qerr err = QERR_INIT;
+  assert_int_equal(store_commit(s, &err), 0);
+  assert_int_equal(store_commit(s, &err), 0); /* nothing open: no-op */
+  put_ok(s, &rb);
+  reopen(f); /* closes without committing b */
+  load(f->s, c);
+  assert_int_equal(c->n, 1);
+  assert_string_equal(c->r[0].name, "first");
+  /* A failing write inside a batch leaves the rest of it intact. */
+  store_set_batching(f->s, true);
+  put_ok(f->s, &rb);
+  char d[65];
+  make_id(d, 'd');
+  struct container_record dup = record(d, "second"); /* name taken by b */
+  assert_int_not_equal(store_put_container(f->s, &dup, &err), 0);
+  assert_int_equal(store_commit(f->s, &err), 0);
+  reopen(f);
+  load(f->s, c);
+  assert_int_equal(c->n, 2);
+  free(c);
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
   const struct CMUnitTest tests[] = {
       T(test_put_load_update_delete), T(test_duplicate_name), T(test_persistence),
       T(test_events),                 T(test_reentrant_load), T(test_put_during_load),
       T(test_open_errors),
-      T(test_open_newer_schema),      T(test_open_readonly_dir),
+      T(test_open_newer_schema),      T(test_open_readonly_dir), T(test_batching),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
