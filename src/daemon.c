@@ -1,4 +1,5 @@
 #include "daemon.h"
+#include "runtime/netbridge.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -298,5 +299,7 @@ void quiltd_free(struct quiltd *d) {
   qtimers_free(&d->timers);
   if (d->ring.ring.ring_fd > 0)
     qring_exit(&d->ring);
+  netbridge_close(d->net, true);
+  d->net = NULL;
   janitor_stop(&d->janitor);
 }

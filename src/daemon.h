@@ -58,6 +58,9 @@ struct quiltd_config {
   uid_t userns_base;           /* user namespaces: container root = this host id */
   unsigned userns_count;       /* ... and this many ids from there */
   unsigned warm_pool;          /* sandboxes kept ready for the default image */
+  const char *bridge_name;     /* bridge networking; NULL: the defaults */
+  const char *bridge_subnet;
+  const char *bridge_dns;
 };
 
 /* Server-streaming calls that want events (WatchEvents, Health/Watch). */
@@ -82,6 +85,7 @@ struct quiltd {
   struct container *deferred;  /* exited; cleanup after the replies left */
   struct warm_pool pool;       /* sandboxes built ahead of requests */
   struct janitor janitor;      /* deletes directory trees off the loop */
+  struct netbridge *net;       /* opened by the first bridged container */
   struct store *store;
   unsigned events_since_trim;
   struct tombstone tombstones[TOMBSTONES];

@@ -34,6 +34,9 @@ static void usage(FILE *f) {
           "  --log-max-size BYTES  rotate a container's log past this size (default 256 MiB)\n"
           "  --userns-range BASE:COUNT  host ids for containers with a user namespace\n"
           "                        (default 100000:65536; root inside maps to BASE)\n"
+          "  --bridge NAME         bridge for --network bridge containers (default quilt0)\n"
+          "  --bridge-subnet CIDR  their addresses; the gateway is .1 (default 10.88.0.0/16)\n"
+          "  --bridge-dns ADDR     their nameserver (default: the host's)\n"
           "  --warm-pool N         sandboxes kept ready for the default image, so a\n"
           "                        container starts with a pipe write (default 2; 0: off)\n"
           "  -h, --help            this text\n"
@@ -83,7 +86,7 @@ static int parse_level(const char *s) {
 
 static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
   enum { O_SOCKET = 256, O_LISTEN, O_ROOT, O_MAXCONN, O_MAXSTREAMS, O_MAXMSG, O_IDLE, O_LOG,
-         O_VERSION, O_COMPAT, O_ROOTFS, O_CGPARENT, O_LOGMAX, O_USERNS, O_DEFIMAGE, O_IMGMAX, O_NOOVERLAY, O_WARMPOOL };
+         O_VERSION, O_COMPAT, O_ROOTFS, O_CGPARENT, O_LOGMAX, O_USERNS, O_DEFIMAGE, O_IMGMAX, O_NOOVERLAY, O_WARMPOOL, O_BRIDGE, O_SUBNET, O_DNS };
   static const struct option opts[] = {
       {"socket", required_argument, 0, O_SOCKET},
       {"listen", required_argument, 0, O_LISTEN},
@@ -104,6 +107,9 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
       {"no-overlay", no_argument, 0, O_NOOVERLAY},
       {"image-max-size", required_argument, 0, O_IMGMAX},
       {"warm-pool", required_argument, 0, O_WARMPOOL},
+      {"bridge", required_argument, 0, O_BRIDGE},
+      {"bridge-subnet", required_argument, 0, O_SUBNET},
+      {"bridge-dns", required_argument, 0, O_DNS},
       {0, 0, 0, 0}};
   int c;
   unsigned long long v;
@@ -135,6 +141,9 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
     case O_CGPARENT: cfg->cgroup_parent = optarg; break;
     case O_DEFIMAGE: cfg->default_image = optarg; break;
     case O_NOOVERLAY: cfg->no_overlay = true; break;
+    case O_BRIDGE: cfg->bridge_name = optarg; break;
+    case O_SUBNET: cfg->bridge_subnet = optarg; break;
+    case O_DNS: cfg->bridge_dns = optarg; break;
     NUM(O_IMGMAX, "--image-max-size", 1ull << 50, cfg->image_max_bytes = v);
     case O_USERNS:
       if (parse_range(optarg, cfg) < 0) return 2;

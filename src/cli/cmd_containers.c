@@ -108,6 +108,7 @@ static int status_text(FILE *f, const Quilt__V1__Container *c) {
       {"Labels:", strbuf_cstr(&t.labels)},
       {"Created:", t.created}, {"Started:", t.started},
       {"Finished:", t.finished}, {"Pid:", t.pid},
+      {"IP address:", or_dash(c->ip_address)},
   };
   struct table tab;
   int r = table_init(&tab, 2, NULL);

@@ -156,8 +156,10 @@ static int network_option(struct cli_ctx *ctx, struct spec_build *b, const char 
     b->spec.network_mode = QUILT__V1__NETWORK_MODE__NETWORK_MODE_NONE;
   else if (strcmp(v, "host") == 0)
     b->spec.network_mode = QUILT__V1__NETWORK_MODE__NETWORK_MODE_HOST;
+  else if (strcmp(v, "bridge") == 0)
+    b->spec.network_mode = QUILT__V1__NETWORK_MODE__NETWORK_MODE_BRIDGE;
   else
-    return cli_cmd_usage_error(ctx, "invalid --network '%s' (expected none or host)", v);
+    return cli_cmd_usage_error(ctx, "invalid --network '%s' (expected none, host or bridge)", v);
   return -1;
 }
 
@@ -531,7 +533,8 @@ static int run_run(struct cli_ctx *ctx, int argc, char **argv) {
   "  -u, --user USER          uid[:gid] or a user name of the image (default: root)\n"       \
   "      --hostname NAME      hostname (default: the name, else the short id)\n"            \
   "  -l, --label KEY=VALUE    attach a label (repeatable)\n"                                 \
-  "      --network MODE       none (loopback only, the default) or host\n"
+  "      --network MODE       none (loopback only, the default), host, or bridge\n"       \
+  "                           (an address on quiltd's bridge, NAT to the outside)\n"
 
 const struct cli_command cli_cmd_create = {
     .name = "create",

@@ -24,6 +24,7 @@
 #include "runtime/image_jobs.h"
 #include "runtime/images.h"
 #include "runtime/logs.h"
+#include "runtime/netbridge.h"
 #include "runtime/pool.h"
 #include "runtime/spawn.h"
 #include "runtime/store.h"
@@ -118,6 +119,7 @@ void container_to_pb(const struct container *c, Quilt__V1__Container *out) {
   out->started_at_ns = c->started_ns;
   out->finished_at_ns = c->finished_ns;
   out->image_id = (char *)c->image_id;
+  out->ip_address = (char *)c->ip;
 }
 
 /* ------------------------------------------------------------ waiters */
@@ -275,8 +277,9 @@ static int validate_spec(struct quiltd *d, const Quilt__V1__ContainerSpec *s, st
     return qerr_status(err, GRPC_UNIMPLEMENTED, ENOSYS, "setup steps are not supported yet");
   if (s->n_mounts > 0)
     return qerr_status(err, GRPC_UNIMPLEMENTED, ENOSYS, "mounts are not supported yet");
-  if (s->network_mode == QUILT__V1__NETWORK_MODE__NETWORK_MODE_BRIDGE)
-    return qerr_status(err, GRPC_UNIMPLEMENTED, ENOSYS, "bridge networking is not supported yet");
+  if (s->network_mode == QUILT__V1__NETWORK_MODE__NETWORK_MODE_BRIDGE && s->namespaces &&
+      s->namespaces->disable_network)
+    BAD("bridge networking needs the network namespace");
   return 0;
 #undef BAD
 }
@@ -730,6 +733,10 @@ static int spawn_cold(struct container *c, int *ctl_fd, struct qerr *err) {
       .overlay_work = c->rootfs.work,
       .rootfs_writable = c->rootfs.overlay || c->rootfs.copied,
       .ns_flags = ns_flags(c->spec),
+      /* A bridge is attached right after the clone: its namespace must exist. */
+      .clone_ns = c->spec->network_mode == QUILT__V1__NETWORK_MODE__NETWORK_MODE_BRIDGE
+                      ? CLONE_NEWNET
+                      : 0,
       .userns_base = d->cfg.userns_base,
       .userns_count = d->cfg.userns_count,
       .cgroup_fd = -1,
@@ -793,8 +800,49 @@ static struct warm *take_sandbox(struct quiltd *d, struct container *c, const ch
   return w;
 }
 
+/* The bridge opens with the first container that asks for it. */
+static struct netbridge *bridge_of(struct quiltd *d, struct qerr *err) {
+  if (d->net)
+    return d->net;
+  struct netbridge_config cfg = {.bridge = d->cfg.bridge_name,
+                                 .subnet = d->cfg.bridge_subnet,
+                                 .dns = d->cfg.bridge_dns};
+  if (netbridge_open(&d->net, &cfg, err) < 0)
+    return NULL;
+  struct qerr ignore = QERR_INIT;
+  netbridge_sweep(d->net, &ignore); /* veths a crashed daemon left */
+  return d->net;
+}
+
+/* Bridge networking: eth0 in the sandbox's namespace, before its command
+ * runs; resolv gets the text of its /etc/resolv.conf. */
+static int attach_bridge(struct container *c, char *resolv, size_t cap, struct qerr *err) {
+  struct netbridge *net = bridge_of(c->d, err);
+  if (!net)
+    return err->code;
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/ns/net", (int)c->pid);
+  cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return qerr_errno(err, "opening the network namespace of container %.12s", c->id);
+  struct net_lease lease;
+  if (netbridge_attach(net, c->id, fd, &lease, err) < 0)
+    return err->code;
+  snprintf(c->ip, sizeof c->ip, "%s", lease.addr);
+  if (netbridge_resolv_conf(net, resolv, cap) < 0)
+    resolv[0] = 0;
+  return 0;
+}
+
+static void detach_bridge(struct container *c) {
+  struct qerr err = QERR_INIT;
+  if (c->ip[0] && c->d->net && netbridge_detach(c->d->net, c->id, &err) < 0)
+    log_warn("container %.12s: %s", c->id, err.msg);
+  c->ip[0] = 0;
+}
+
 static int send_exec(struct container *c, int ctl_fd, char **env, const char *hostname,
-                     struct qerr *err) {
+                     const char *resolv, struct qerr *err) {
   const Quilt__V1__ContainerSpec *s = c->spec;
   /* protobuf-c's repeated strings are not NULL-terminated; execve needs it. */
   cleanup_free char **argv = calloc(s->n_command + 1, sizeof *argv);
@@ -804,7 +852,7 @@ static int send_exec(struct container *c, int ctl_fd, char **env, const char *ho
   }
   memcpy(argv, s->command, s->n_command * sizeof *argv);
   struct spawn_exec ex = {.argv = argv, .env = env, .cwd = s->working_dir,
-                          .hostname = hostname, .user = s->user};
+                          .hostname = hostname, .user = s->user, .resolv_conf = resolv};
   return spawn_send_exec(ctl_fd, &ex, err);
 }
 
@@ -838,8 +886,11 @@ static int start(struct container *c, struct warm *w, struct qerr *err) {
   } else {
     rc = w ? adopt_sandbox(c, w, &ctl_fd, err) : spawn_cold(c, &ctl_fd, err);
   }
+  char resolv[1024] = "";
+  if (rc == 0 && s->network_mode == QUILT__V1__NETWORK_MODE__NETWORK_MODE_BRIDGE)
+    rc = attach_bridge(c, resolv, sizeof resolv, err);
   if (rc == 0)
-    rc = send_exec(c, take_fd(&ctl_fd), env, hostname, err);
+    rc = send_exec(c, take_fd(&ctl_fd), env, hostname, resolv, err);
   if (ctl_fd >= 0)
     close(ctl_fd); /* a child left waiting reads EOF and gives up */
   free_env(env);
@@ -975,6 +1026,7 @@ void containers_run_deferred(struct quiltd *d) {
     d->deferred = c->defer_next;
     c->defer_next = NULL;
     release_cgroup(c);
+    detach_bridge(c);
     c->busy = false;
     maybe_finish(c);
   }

@@ -71,6 +71,7 @@ struct container {
   bool busy;                       /* an operation holds it: do not free */
   struct container *defer_next;    /* d->deferred: exit cleanup pending */
   struct warm *warm;               /* created from the warm pool, not started yet */
+  char ip[16];                     /* bridge networking: "" when not attached */
 };
 
 /* Validates the spec, records the container (state created) and, unless

@@ -220,6 +220,19 @@ static void loopback_up(struct child *c) {
     child_fail(c, GRPC_INTERNAL, errno, "bringing lo up");
 }
 
+/* Bridge networking names the nameservers. The image's own file, or a
+ * symlink in its place, is replaced: we are in the container's root. */
+static void write_resolv_conf(struct child *c, const char *text) {
+  if (mkdir("/etc", 0755) < 0 && errno != EEXIST)
+    child_fail(c, GRPC_FAILED_PRECONDITION, errno, "creating /etc");
+  unlink("/etc/resolv.conf");
+  cleanup_fd int fd = open("/etc/resolv.conf", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                           0644);
+  size_t len = strlen(text);
+  if (fd < 0 || write(fd, text, len) != (ssize_t)len)
+    child_fail(c, GRPC_FAILED_PRECONDITION, errno, "writing /etc/resolv.conf");
+}
+
 static char *read_small_file(const char *path) {
   cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
@@ -357,7 +370,7 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
   /* Built here rather than by clone3: the network namespace alone costs
    * ~0.5 ms of CPU, now spent in the child instead of the daemon's loop;
    * and a cgroup namespace made after joining is rooted at our cgroup. */
-  int later = s->ns_flags & ~(CLONE_NEWPID | CLONE_NEWUSER);
+  int later = s->ns_flags & ~(CLONE_NEWPID | CLONE_NEWUSER | s->clone_ns);
   if (later && unshare(later) < 0)
     child_fail(c, GRPC_INTERNAL, errno, "creating the container's namespaces");
   reset_signals();
@@ -380,6 +393,8 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
   if ((s->ns_flags & CLONE_NEWUTS) && ex.hostname[0] &&
       sethostname(ex.hostname, strlen(ex.hostname)))
     child_fail(c, GRPC_INTERNAL, errno, "setting hostname %s", ex.hostname);
+  if (ex.resolv_conf[0])
+    write_resolv_conf(c, ex.resolv_conf);
   switch_user(c, ex.user);
   const char *cwd = ex.cwd[0] ? ex.cwd : "/";
   if (chdir(cwd) < 0)
@@ -400,7 +415,7 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
  * (unshare would place only our children in it) and a user namespace
  * (the parent writes its id maps before the child goes on). */
 static long clone_child(const struct spawn_sandbox *sb, int *pidfd) {
-  uint64_t ns = (uint64_t)sb->ns_flags & (CLONE_NEWPID | CLONE_NEWUSER);
+  uint64_t ns = (uint64_t)sb->ns_flags & (CLONE_NEWPID | CLONE_NEWUSER | (unsigned)sb->clone_ns);
   struct clone_args args = {
       .flags = ns | CLONE_PIDFD,
       .pidfd = (uint64_t)(uintptr_t)pidfd,
@@ -487,8 +502,8 @@ static size_t vec_len(char *const *v) {
   return n;
 }
 
-/* Body: u32 argc, u32 envc, then NUL-terminated hostname, cwd, user, argv,
- * env; preceded on the wire by its u32 length. */
+/* Body: u32 argc, u32 envc, then NUL-terminated hostname, cwd, user,
+ * resolv.conf, argv, env; preceded on the wire by its u32 length. */
 int spawn_exec_pack(const struct spawn_exec *ex, struct strbuf *out, struct qerr *err) {
   size_t start = out->len;
   uint32_t hdr[3] = {0, (uint32_t)vec_len(ex->argv), (uint32_t)vec_len(ex->env)};
@@ -496,6 +511,7 @@ int spawn_exec_pack(const struct spawn_exec *ex, struct strbuf *out, struct qerr
   put_str(out, ex->hostname, &rc);
   put_str(out, ex->cwd, &rc);
   put_str(out, ex->user, &rc);
+  put_str(out, ex->resolv_conf, &rc);
   for (uint32_t i = 0; i < hdr[1]; i++)
     put_str(out, ex->argv[i], &rc);
   for (uint32_t i = 0; i < hdr[2]; i++)
@@ -534,19 +550,19 @@ int spawn_exec_unpack(char *buf, size_t len, struct spawn_exec *ex, char ***vecs
   memcpy(&envc, buf + sizeof argc, sizeof envc);
   size_t pos = 2 * sizeof(uint32_t);
   /* Every string takes at least its NUL: bounds the allocation. */
-  if (argc == 0 || (uint64_t)argc + envc + 3 > len - pos)
+  if (argc == 0 || (uint64_t)argc + envc + 4 > len - pos)
     return -EINVAL;
   char **v = calloc((size_t)argc + envc + 2, sizeof *v);
   if (!v)
     return -ENOMEM;
-  const char *head[3];
-  for (int i = 0; i < 3; i++)
+  const char *head[4];
+  for (int i = 0; i < 4; i++)
     head[i] = take_str(buf, len, &pos);
   for (uint32_t i = 0; i < argc; i++)
     v[i] = take_str(buf, len, &pos);
   for (uint32_t i = 0; i < envc; i++)
     v[argc + 1 + i] = take_str(buf, len, &pos);
-  bool ok = head[0] && head[1] && head[2] && pos == len;
+  bool ok = head[0] && head[1] && head[2] && head[3] && pos == len;
   for (uint32_t i = 0; ok && i < argc; i++)
     ok = v[i] != NULL;
   for (uint32_t i = 0; ok && i < envc; i++)
@@ -556,7 +572,7 @@ int spawn_exec_unpack(char *buf, size_t len, struct spawn_exec *ex, char ***vecs
     return -EINVAL;
   }
   *ex = (struct spawn_exec){.argv = v, .env = v + argc + 1, .hostname = head[0],
-                            .cwd = head[1], .user = head[2]};
+                            .cwd = head[1], .user = head[2], .resolv_conf = head[3]};
   *vecs = v;
   return 0;
 }

@@ -31,6 +31,8 @@ struct spawn_sandbox {
   const char *overlay_lower, *overlay_upper, *overlay_work;
   bool rootfs_writable;    /* no overlay: a private copy (rw) or the image (ro) */
   int ns_flags;            /* CLONE_NEW*; with CLONE_NEWUSER set the id map */
+  int clone_ns;            /* those of ns_flags to create at clone time rather
+                              than in the child (the caller needs them at once) */
   uid_t userns_base;       /* host id that root in the container maps to */
   unsigned userns_count;   /* ids mapped, from container id 0 */
   int cgroup_fd;           /* v2 cgroup dir for CLONE_INTO_CGROUP, or -1 */
@@ -65,6 +67,7 @@ struct spawn_exec {
   const char *cwd;         /* "" or NULL: "/" */
   const char *hostname;    /* set when a UTS namespace was created */
   const char *user;        /* "", "uid[:gid]" or a name from /etc/passwd */
+  const char *resolv_conf; /* "" or NULL: leave /etc/resolv.conf; else its text */
 };
 
 struct spawn_result {

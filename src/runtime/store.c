@@ -54,6 +54,8 @@ enum {
   ST_EVENT_ADD,
   ST_EVENT_LOAD,
   ST_EVENT_TRIM,
+  ST_BEGIN,
+  ST_COMMIT,
   ST_COUNT,
 };
 
@@ -72,6 +74,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                " image_id = excluded.image_id, rootfs = excluded.rootfs",
     [ST_NAME_OWNER] = "SELECT id FROM containers WHERE name = ?1 AND id != ?2",
     [ST_DELETE] = "DELETE FROM containers WHERE id = ?1",
+    [ST_BEGIN] = "BEGIN",
+    [ST_COMMIT] = "COMMIT",
     [ST_LOAD] = "SELECT id, name, state, spec, pid, exit_code, exit_signal, oom_killed, failure,"
                 " created_ns, started_ns, finished_ns, image_id, rootfs"
                 " FROM containers ORDER BY seq",
@@ -149,8 +153,10 @@ static const char *col_text(sqlite3_stmt *st, int i) {
 /* Before each write: opens the batch's transaction. Unbatched if BEGIN
  * fails: the write is then its own transaction. */
 static void begin_batch(struct store *s) {
-  if (s->batching && sqlite3_get_autocommit(s->db))
-    sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
+  if (s->batching && sqlite3_get_autocommit(s->db)) {
+    sqlite3_step(s->st[ST_BEGIN]);
+    sqlite3_reset(s->st[ST_BEGIN]);
+  }
 }
 
 static int step_write(struct store *s, sqlite3_stmt *st, struct qerr *err, const char *what) {
@@ -468,8 +474,9 @@ void store_set_batching(struct store *s, bool on) { s->batching = on; }
 int store_commit(struct store *s, struct qerr *err) {
   if (sqlite3_get_autocommit(s->db))
     return 0;
-  int rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-  if (rc == SQLITE_OK)
+  int rc = sqlite3_step(s->st[ST_COMMIT]);
+  sqlite3_reset(s->st[ST_COMMIT]);
+  if (rc == SQLITE_DONE)
     return 0;
   int r = db_err(s, rc, err, "committing state changes");
   sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);

@@ -138,7 +138,7 @@ q status a b
 want_rc 2; want_err "unexpected argument 'b'"
 q run --memory-limit lots -- true
 want_rc 2; want_err "invalid --memory-limit"
-q run --network bridge -- true
+q run --network wifi -- true
 want_rc 2; want_err "invalid --network"
 q events --type nonsense
 want_rc 2; want_err "unknown event type"

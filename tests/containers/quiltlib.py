@@ -137,13 +137,14 @@ class Daemon:
 
     _counter = 0
 
-    def __init__(self, tmp, root=None, extra_args=()):
+    def __init__(self, tmp, root=None, extra_args=(), wrapper=()):
         Daemon._counter += 1
         self.tmp = tmp
         self.root = root or os.path.join(tmp, "root")
         self.socket_path = os.path.join(tmp, "quiltd-%d.sock" % Daemon._counter)
         self.log_path = os.path.join(tmp, "quiltd-%d.log" % Daemon._counter)
         self.extra_args = list(extra_args)
+        self.wrapper = list(wrapper)  # e.g. ("unshare", "-n"): a network of its own
         self.proc = None
         self.channel = None
         self.stub = None
@@ -154,7 +155,7 @@ class Daemon:
         return self.proc.pid
 
     def start(self, timeout=10.0):
-        args = [os.environ["QUILTD"], "--socket", self.socket_path, "--root", self.root,
+        args = self.wrapper + [os.environ["QUILTD"], "--socket", self.socket_path, "--root", self.root,
                 "--log-level", "info"] + self.extra_args + \
             os.environ.get("QUILTD_EXTRA_ARGS", "").split()
         with open(self.log_path, "ab") as log:

@@ -19,6 +19,7 @@ import ctypes
 import hashlib
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -134,10 +135,11 @@ class QuiltTestCase(unittest.TestCase):
             raise
 
     daemon_args = ()
+    daemon_wrapper = ()
 
     @classmethod
     def new_daemon(cls, root=None):
-        d = Daemon(cls.tmp, root=root, extra_args=cls.daemon_args)
+        d = Daemon(cls.tmp, root=root, extra_args=cls.daemon_args, wrapper=cls.daemon_wrapper)
         cls.daemons.append(d)
         return d.start()
 
@@ -896,6 +898,79 @@ class ArchiveCreateTest(QuiltTestCase):
                                              timeout=RPC_TIMEOUT).containers)
         self.assertEqual(after, before)
         self.stub.RemoveImage(pb.RemoveImageRequest(id=c.image_id, force=True), timeout=60)
+
+
+class BridgeNetworkTest(QuiltTestCase):
+    """--network bridge: an address on quiltd's bridge, a route out through
+    it. quiltd runs in a network namespace of its own (unshare -n), so the
+    bridge, its NAT rules and all traffic stay inside what the test made."""
+
+    daemon_wrapper = ("unshare", "-n")
+    daemon_args = ("--bridge", "qtest0", "--bridge-subnet", "10.216.0.0/24",
+                   "--bridge-dns", "10.216.0.1")
+
+    def in_daemon_net(self, *argv, **kw):
+        return subprocess.run(["nsenter", "--net=/proc/%d/ns/net" % self.daemon.pid] + list(argv),
+                              capture_output=True, text=True, timeout=30, **kw)
+
+    def test_bridge_addresses_routes_and_teardown(self):
+        BRIDGE = pb.NETWORK_MODE_BRIDGE
+        # A listener on the gateway, in the daemon's network namespace.
+        server = subprocess.Popen(
+            ["nsenter", "--net=/proc/%d/ns/net" % self.daemon.pid, "/usr/bin/python3", "-c",
+             "import socket\n"
+             "s = socket.socket(); s.bind(('10.216.0.1', 0)); s.listen(1)\n"
+             "print(s.getsockname()[1], flush=True)\n"
+             "s.settimeout(30); c, a = s.accept(); print(a[0], c.recv(100).decode().strip())\n"],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            port = None
+            deadline = time.monotonic() + 10
+            while port is None and time.monotonic() < deadline:
+                line = server.stdout.readline()
+                port = int(line) if line.strip().isdigit() else None
+            self.assertIsNotNone(port, "the listener did not start")
+            script = ("ip -4 -o addr show eth0 | awk '{print \"addr=\" $4}'; "
+                      "ip route | awk '/^default/ {print \"gw=\" $3}'; "
+                      "awk '/^nameserver/ {print \"dns=\" $2}' /etc/resolv.conf; "
+                      "echo hello-from-container | nc -w 5 10.216.0.1 %d && echo sent=yes" % port)
+            c, w, out = self.run_container(script, network_mode=BRIDGE)
+            self.assertEqual(w.exit_code, 0, out)
+            kv = parse_kv(out)
+            self.assertEqual((kv.get("gw"), kv.get("dns"), kv.get("sent")),
+                             ("10.216.0.1", "10.216.0.1", "yes"), out)
+            addr = kv.get("addr", "")
+            self.assertTrue(addr.startswith("10.216.0.") and addr.endswith("/24"), out)
+            got, _ = server.communicate(timeout=30)
+            self.assertEqual(got.split(), [addr.split("/")[0], "hello-from-container"])
+        finally:
+            server.kill()
+            server.wait()
+        # Two at once get two addresses, shown by GetContainer; removal frees them.
+        a = self.create(["sleep", "30"], network_mode=BRIDGE)
+        b = self.create(["sleep", "30"], network_mode=BRIDGE)
+        ips = {self.get(a.id).ip_address, self.get(b.id).ip_address}
+        self.assertEqual(len(ips), 2, ips)
+        self.assertTrue(all(ip.startswith("10.216.0.") for ip in ips), ips)
+        links = self.in_daemon_net("ip", "-o", "link", "show", "master", "qtest0").stdout
+        self.assertIn("qv" + a.id[:8], links)
+        for ref in (a.id, b.id):
+            self.stub.RemoveContainer(pb.RemoveContainerRequest(id=ref, force=True), timeout=30)
+            self.created.remove(ref)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "qv" in self.in_daemon_net(
+                "ip", "-o", "link", "show", "master", "qtest0").stdout:
+            time.sleep(0.1)
+        self.assertNotIn("qv", self.in_daemon_net("ip", "-o", "link", "show", "master",
+                                                   "qtest0").stdout)
+        nat = self.in_daemon_net("iptables", "-t", "nat", "-S", "POSTROUTING").stdout
+        self.assertIn("10.216.0.0/24", nat)
+        # An address is given again once freed; a container without the
+        # network namespace cannot be bridged.
+        c = self.create(["true"], network_mode=BRIDGE)
+        self.assertIn(self.get(c.id).ip_address, ips | {""})
+        self.assertRpcCode(Code.INVALID_ARGUMENT, self.create, ["true"], network_mode=BRIDGE,
+                           namespaces=pb.Namespaces(disable_network=True))
 
 
 class NoOverlayTest(QuiltTestCase):

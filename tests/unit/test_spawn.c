@@ -26,7 +26,7 @@ static void round_trip(void **state) {
   char *argv[] = {"sh", "-c", "echo $A", NULL};
   char *env[] = {"A=1", "PATH=/bin", "EMPTY=", NULL};
   struct spawn_exec in = {.argv = argv, .env = env, .cwd = "/tmp", .hostname = "box",
-                          .user = "1000:1000"};
+                          .user = "1000:1000", .resolv_conf = "nameserver 10.0.0.1\n"};
   struct strbuf b = STRBUF_INIT;
   pack(&in, &b);
   struct spawn_exec out;
@@ -35,6 +35,7 @@ static void round_trip(void **state) {
   assert_string_equal(out.hostname, "box");
   assert_string_equal(out.cwd, "/tmp");
   assert_string_equal(out.user, "1000:1000");
+  assert_string_equal(out.resolv_conf, "nameserver 10.0.0.1\n");
   for (int i = 0; i < 3; i++) {
     assert_string_equal(out.argv[i], argv[i]);
     assert_string_equal(out.env[i], env[i]);
@@ -57,6 +58,7 @@ static void null_fields_become_empty(void **state) {
   assert_string_equal(out.hostname, "");
   assert_string_equal(out.cwd, "");
   assert_string_equal(out.user, "");
+  assert_string_equal(out.resolv_conf, "");
   assert_string_equal(out.argv[0], "true");
   assert_null(out.env[0]);
   free(vecs);
@@ -87,8 +89,8 @@ static void bad_headers_are_refused(void **state) {
   struct spawn_exec out;
   char **vecs = NULL;
   /* argc 0: nothing to exec. */
-  char zero[8 + 4] = {0};
-  memcpy(zero + 8, "\0\0\0x", 4);
+  char zero[8 + 5] = {0};
+  memcpy(zero + 8, "\0\0\0\0x", 5);
   assert_int_equal(spawn_exec_unpack(zero, sizeof zero, &out, &vecs), -EINVAL);
   /* Counts larger than the bytes could hold: refused before allocating. */
   char huge[8 + 8] = {0};
