@@ -16,6 +16,7 @@
 #include "io/timer.h"
 #include "runtime/janitor.h"
 #include "runtime/pool.h"
+#include "runtime/setup.h"
 
 struct conn;
 struct watcher;
@@ -61,6 +62,7 @@ struct quiltd_config {
   const char *bridge_name;     /* bridge networking; NULL: the defaults */
   const char *bridge_subnet;
   const char *bridge_dns;
+  struct setup_config setup;   /* setup steps' sources; a spec's own win */
 };
 
 /* Server-streaming calls that want events (WatchEvents, Health/Watch). */

@@ -37,6 +37,9 @@ static void usage(FILE *f) {
           "  --bridge NAME         bridge for --network bridge containers (default quilt0)\n"
           "  --bridge-subnet CIDR  their addresses; the gateway is .1 (default 10.88.0.0/16)\n"
           "  --bridge-dns ADDR     their nameserver (default: the host's)\n"
+          "  --npm-registry URL, --pip-index URL, --gem-source URL, --apt-mirror URL,\n"
+          "  --apk-repository URL, --http-proxy URL, --https-proxy URL, --no-proxy LIST\n"
+          "                        where setup steps fetch packages (a spec may override)\n"
           "  --warm-pool N         sandboxes kept ready for the default image, so a\n"
           "                        container starts with a pipe write (default 2; 0: off)\n"
           "  -h, --help            this text\n"
@@ -86,7 +89,8 @@ static int parse_level(const char *s) {
 
 static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
   enum { O_SOCKET = 256, O_LISTEN, O_ROOT, O_MAXCONN, O_MAXSTREAMS, O_MAXMSG, O_IDLE, O_LOG,
-         O_VERSION, O_COMPAT, O_ROOTFS, O_CGPARENT, O_LOGMAX, O_USERNS, O_DEFIMAGE, O_IMGMAX, O_NOOVERLAY, O_WARMPOOL, O_BRIDGE, O_SUBNET, O_DNS };
+         O_VERSION, O_COMPAT, O_ROOTFS, O_CGPARENT, O_LOGMAX, O_USERNS, O_DEFIMAGE, O_IMGMAX, O_NOOVERLAY, O_WARMPOOL, O_BRIDGE, O_SUBNET, O_DNS, O_NPM, O_PIP, O_GEM, O_APT, O_APK,
+         O_HTTP_PROXY, O_HTTPS_PROXY, O_NO_PROXY };
   static const struct option opts[] = {
       {"socket", required_argument, 0, O_SOCKET},
       {"listen", required_argument, 0, O_LISTEN},
@@ -110,6 +114,14 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
       {"bridge", required_argument, 0, O_BRIDGE},
       {"bridge-subnet", required_argument, 0, O_SUBNET},
       {"bridge-dns", required_argument, 0, O_DNS},
+      {"npm-registry", required_argument, 0, O_NPM},
+      {"pip-index", required_argument, 0, O_PIP},
+      {"gem-source", required_argument, 0, O_GEM},
+      {"apt-mirror", required_argument, 0, O_APT},
+      {"apk-repository", required_argument, 0, O_APK},
+      {"http-proxy", required_argument, 0, O_HTTP_PROXY},
+      {"https-proxy", required_argument, 0, O_HTTPS_PROXY},
+      {"no-proxy", required_argument, 0, O_NO_PROXY},
       {0, 0, 0, 0}};
   int c;
   unsigned long long v;
@@ -144,6 +156,14 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
     case O_BRIDGE: cfg->bridge_name = optarg; break;
     case O_SUBNET: cfg->bridge_subnet = optarg; break;
     case O_DNS: cfg->bridge_dns = optarg; break;
+    case O_NPM: cfg->setup.npm_registry = optarg; break;
+    case O_PIP: cfg->setup.pip_index = optarg; break;
+    case O_GEM: cfg->setup.gem_source = optarg; break;
+    case O_APT: cfg->setup.apt_mirror = optarg; break;
+    case O_APK: cfg->setup.apk_repository = optarg; break;
+    case O_HTTP_PROXY: cfg->setup.http_proxy = optarg; break;
+    case O_HTTPS_PROXY: cfg->setup.https_proxy = optarg; break;
+    case O_NO_PROXY: cfg->setup.no_proxy = optarg; break;
     NUM(O_IMGMAX, "--image-max-size", 1ull << 50, cfg->image_max_bytes = v);
     case O_USERNS:
       if (parse_range(optarg, cfg) < 0) return 2;

@@ -21,6 +21,7 @@ typedef Quilt__V1__ContainerSpec__LabelsEntry label_entry;
 struct spec_build {
   Quilt__V1__ContainerSpec spec;
   Quilt__V1__Namespaces ns;
+  Quilt__V1__SetupConfig setup_cfg;
   char *sh_argv[3];
   /* Each has room for argc entries: every flag use takes an argument. */
   char **env, **setup;
@@ -45,7 +46,8 @@ static void spec_free(struct spec_build *b) {
 static int spec_init(struct spec_build *b, int argc) {
   size_t n = (size_t)argc + 1;
   *b = (struct spec_build){.spec = QUILT__V1__CONTAINER_SPEC__INIT,
-                           .ns = QUILT__V1__NAMESPACES__INIT};
+                           .ns = QUILT__V1__NAMESPACES__INIT,
+                           .setup_cfg = QUILT__V1__SETUP_CONFIG__INIT};
   b->env = calloc(n, sizeof *b->env);
   b->setup = calloc(n, sizeof *b->setup);
   b->label_items = calloc(n, sizeof *b->label_items);
@@ -151,24 +153,35 @@ static int numeric_option(struct cli_ctx *ctx, struct spec_build *b, const char 
   return -1;
 }
 
-static int network_option(struct cli_ctx *ctx, struct spec_build *b, const char *v) {
+enum {
+  OPT_IMAGE = 0x200, OPT_NAME, OPT_COMMAND, OPT_SETUP, OPT_CPU, OPT_PIDS, OPT_ALL_NS, OPT_USERNS,
+  OPT_HOSTNAME, OPT_NETWORK, OPT_RM, OPT_START, OPT_NO_START, OPT_SETUP_NETWORK,
+  OPT_NPM_REGISTRY, OPT_PIP_INDEX, OPT_GEM_SOURCE, OPT_APT_MIRROR, OPT_APK_REPO, OPT_HTTP_PROXY,
+  OPT_HTTPS_PROXY, OPT_NO_PROXY,
+};
+
+static int parse_network(const char *v, Quilt__V1__NetworkMode *out) {
   if (strcmp(v, "none") == 0)
-    b->spec.network_mode = QUILT__V1__NETWORK_MODE__NETWORK_MODE_NONE;
+    *out = QUILT__V1__NETWORK_MODE__NETWORK_MODE_NONE;
   else if (strcmp(v, "host") == 0)
-    b->spec.network_mode = QUILT__V1__NETWORK_MODE__NETWORK_MODE_HOST;
+    *out = QUILT__V1__NETWORK_MODE__NETWORK_MODE_HOST;
   else if (strcmp(v, "bridge") == 0)
-    b->spec.network_mode = QUILT__V1__NETWORK_MODE__NETWORK_MODE_BRIDGE;
+    *out = QUILT__V1__NETWORK_MODE__NETWORK_MODE_BRIDGE;
   else
-    return cli_cmd_usage_error(ctx, "invalid --network '%s' (expected none, host or bridge)", v);
+    return -1;
+  return 0;
+}
+
+static int network_option(struct cli_ctx *ctx, struct spec_build *b, int c, const char *v) {
+  bool setup = c == OPT_SETUP_NETWORK;
+  if (parse_network(v, setup ? &b->spec.setup_network : &b->spec.network_mode) < 0)
+    return cli_cmd_usage_error(ctx, "invalid --%snetwork '%s' (expected none, host or bridge)",
+                               setup ? "setup-" : "", v);
   return -1;
 }
 
 /* ------------------------------------------------------------ options */
 
-enum {
-  OPT_IMAGE = 0x200, OPT_NAME, OPT_COMMAND, OPT_SETUP, OPT_CPU, OPT_PIDS, OPT_ALL_NS, OPT_USERNS,
-  OPT_HOSTNAME, OPT_NETWORK, OPT_RM, OPT_START, OPT_NO_START,
-};
 
 static const struct option create_opts[] = {
     {"image", required_argument, NULL, OPT_IMAGE},
@@ -186,6 +199,15 @@ static const struct option create_opts[] = {
     {"hostname", required_argument, NULL, OPT_HOSTNAME},
     {"label", required_argument, NULL, 'l'},
     {"network", required_argument, NULL, OPT_NETWORK},
+    {"setup-network", required_argument, NULL, OPT_SETUP_NETWORK},
+    {"npm-registry", required_argument, NULL, OPT_NPM_REGISTRY},
+    {"pip-index", required_argument, NULL, OPT_PIP_INDEX},
+    {"gem-source", required_argument, NULL, OPT_GEM_SOURCE},
+    {"apt-mirror", required_argument, NULL, OPT_APT_MIRROR},
+    {"apk-repository", required_argument, NULL, OPT_APK_REPO},
+    {"http-proxy", required_argument, NULL, OPT_HTTP_PROXY},
+    {"https-proxy", required_argument, NULL, OPT_HTTPS_PROXY},
+    {"no-proxy", required_argument, NULL, OPT_NO_PROXY},
     {"rm", no_argument, NULL, OPT_RM},
     {"start", no_argument, NULL, OPT_START},
     {"no-start", no_argument, NULL, OPT_NO_START},
@@ -209,6 +231,14 @@ static bool simple_option(struct spec_build *b, int c, char *v) {
   case OPT_START: b->start = true; break;
   case OPT_NO_START: b->no_start = true; break;
   case 'd': b->detach = true; break;
+  case OPT_NPM_REGISTRY: b->setup_cfg.npm_registry = v; break;
+  case OPT_PIP_INDEX: b->setup_cfg.pip_index = v; break;
+  case OPT_GEM_SOURCE: b->setup_cfg.gem_source = v; break;
+  case OPT_APT_MIRROR: b->setup_cfg.apt_mirror = v; break;
+  case OPT_APK_REPO: b->setup_cfg.apk_repository = v; break;
+  case OPT_HTTP_PROXY: b->setup_cfg.http_proxy = v; break;
+  case OPT_HTTPS_PROXY: b->setup_cfg.https_proxy = v; break;
+  case OPT_NO_PROXY: b->setup_cfg.no_proxy = v; break;
   default: return false;
   }
   return true;
@@ -229,7 +259,7 @@ static int create_option(struct cli_ctx *ctx, struct spec_build *b, int c, char 
   case OPT_PIDS:
     return numeric_option(ctx, b, "pids-limit", v);
   default:
-    return network_option(ctx, b, v);
+    return network_option(ctx, b, c, v);
   }
 }
 
@@ -275,6 +305,7 @@ static int parse_spec(struct cli_ctx *ctx, int argc, char **argv, struct spec_bu
   b->spec.labels = b->labels;
   if (b->ns.enable_all || b->ns.user)
     b->spec.namespaces = &b->ns;
+  b->spec.setup_config = &b->setup_cfg;
   return check_spec(ctx, b, argc, argv);
 }
 
@@ -523,7 +554,13 @@ static int run_run(struct cli_ctx *ctx, int argc, char **argv) {
   "      --command \"CMD\"      run CMD with /bin/sh -c (instead of -- PROGRAM ARGS...)\n"   \
   "  -e, --env KEY=VALUE      set an environment variable (repeatable); -e KEY passes\n"     \
   "                           this shell's value\n"                                          \
-  "      --setup SPEC         a setup step \"MANAGER: pkg ...\" run first (repeatable)\n"    \
+  "      --setup SPEC         a setup step run first (repeatable): \"MANAGER: pkg ...\"\n"  \
+  "                           with MANAGER npm, pip, gem, apt, apk, or \"sh: COMMAND\".\n"  \
+  "                           The result is cached as a layer for the image\n"             \
+  "      --setup-network MODE the setup's network (default: the container's)\n"           \
+  "      --npm-registry URL, --pip-index URL, --gem-source URL, --apt-mirror URL,\n"       \
+  "      --apk-repository URL, --http-proxy URL, --https-proxy URL, --no-proxy LIST\n"     \
+  "                           where setup fetches from (default: the daemon's)\n"          \
   "  -m, --memory-limit MIB   memory limit in MiB (or 512M, 2G); 0: none\n"                 \
   "      --cpu-limit PCT      percent of one CPU (150: one and a half); 0: none\n"          \
   "      --pids-limit N       most processes; -1: unlimited; 0: the daemon's default\n"      \

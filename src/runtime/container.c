@@ -26,6 +26,7 @@
 #include "runtime/logs.h"
 #include "runtime/netbridge.h"
 #include "runtime/pool.h"
+#include "runtime/setup.h"
 #include "runtime/spawn.h"
 #include "runtime/store.h"
 #include "runtime/syscalls.h"
@@ -120,6 +121,8 @@ void container_to_pb(const struct container *c, Quilt__V1__Container *out) {
   out->finished_at_ns = c->finished_ns;
   out->image_id = (char *)c->image_id;
   out->ip_address = (char *)c->ip;
+  out->setup_layer = (char *)c->setup_key;
+  out->setup_reused = c->setup_reused;
 }
 
 /* ------------------------------------------------------------ waiters */
@@ -247,6 +250,80 @@ static bool valid_name(const char *n) {
   return true;
 }
 
+/* ------------------------------------------------------------ setup steps
+ * A container with setup steps runs them first, in a sandbox of their own
+ * over its image; their upper layer becomes a cached layer keyed by the
+ * image, the steps and their sources (setup.h), and the container runs on
+ * image + layer. The next container with the same key finds the layer and
+ * skips the steps. */
+
+struct setup_run {
+  struct quiltd *d;
+  struct container *c;
+  char key[65];
+  bool failed_to_start;            /* its command was never sent */
+  char why[512];
+  pid_t pid;
+  int pidfd, status_fd;
+  struct qpidwait wait;
+  char dir[PATH_MAX + 8];          /* <container>/setup: upper, work, rootfs */
+  struct rootfs_view view;
+  int exit_code;
+  bool exited;
+};
+
+/* The spec's sources over the daemon's. */
+static void setup_config_of(const struct quiltd *d, const Quilt__V1__ContainerSpec *s,
+                            struct setup_config *cfg) {
+  const Quilt__V1__SetupConfig *o = s->setup_config;
+  *cfg = d->cfg.setup;
+#define PICK(f)                                                                               \
+  if (o && o->f && o->f[0])                                                                   \
+  cfg->f = o->f
+  PICK(npm_registry);
+  PICK(pip_index);
+  PICK(gem_source);
+  PICK(apt_mirror);
+  PICK(apk_repository);
+  PICK(http_proxy);
+  PICK(https_proxy);
+  PICK(no_proxy);
+#undef PICK
+}
+
+static int parse_steps(const Quilt__V1__ContainerSpec *s, struct setup_step **out,
+                       struct qerr *err) {
+  struct setup_step *steps = calloc(s->n_setup, sizeof *steps);
+  if (!steps)
+    return qerr_set(err, ENOMEM, "out of memory");
+  for (size_t i = 0; i < s->n_setup; i++)
+    if (setup_parse(s->setup[i], &steps[i], err) < 0) {
+      setup_steps_free(steps, i);
+      return err->code;
+    }
+  *out = steps;
+  return 0;
+}
+
+static int validate_setup(struct quiltd *d, const Quilt__V1__ContainerSpec *s,
+                          struct qerr *err) {
+  struct setup_step *steps;
+  struct setup_config cfg;
+  setup_config_of(d, s, &cfg);
+  if (s->n_setup > SETUP_STEPS_MAX)
+    return qerr_status(err, GRPC_INVALID_ARGUMENT, EINVAL, "%zu setup steps: at most %d",
+                       s->n_setup, SETUP_STEPS_MAX);
+  if (parse_steps(s, &steps, err) < 0)
+    return err->code;
+  setup_steps_free(steps, s->n_setup);
+  if (setup_config_check(&cfg, err) < 0)
+    return err->code;
+  if (!d->overlay)
+    return qerr_status(err, GRPC_FAILED_PRECONDITION, ENOTSUP,
+                       "setup steps need overlayfs: their result is kept as a layer");
+  return 0;
+}
+
 static int validate_spec(struct quiltd *d, const Quilt__V1__ContainerSpec *s, struct qerr *err) {
 #define BAD(...) return qerr_status(err, GRPC_INVALID_ARGUMENT, EINVAL, __VA_ARGS__)
   if (s->n_command > 0 && !s->command[0][0])
@@ -273,8 +350,8 @@ static int validate_spec(struct quiltd *d, const Quilt__V1__ContainerSpec *s, st
     BAD("memory limit %llu MiB is absurd", (unsigned long long)s->memory_limit_mib);
   if (s->cpu_limit_percent > 100 * 1024)
     BAD("cpu limit %u%% is above 102400%%", s->cpu_limit_percent);
-  if (s->n_setup > 0)
-    return qerr_status(err, GRPC_UNIMPLEMENTED, ENOSYS, "setup steps are not supported yet");
+  if (s->n_setup > 0 && validate_setup(d, s, err) < 0)
+    return err->code;
   if (s->n_mounts > 0)
     return qerr_status(err, GRPC_UNIMPLEMENTED, ENOSYS, "mounts are not supported yet");
   if (s->network_mode == QUILT__V1__NETWORK_MODE__NETWORK_MODE_BRIDGE && s->namespaces &&
@@ -645,7 +722,7 @@ static void create_from(struct quiltd *d, struct grpc_call *call,
   snprintf(c->image_id, sizeof c->image_id, "%s", image_id);
   struct warm *w = NULL;
   int rc = prepare_command(c, &err);
-  if (rc == 0)
+  if (rc == 0 && spec->n_setup == 0) /* steps add a layer: not the pool's rootfs */
     w = take_sandbox(d, c, rootfs);
   if (w)
     adopt_files(c, w);
@@ -722,27 +799,28 @@ static void arm_status(struct container *c) {
   c->busy = true;
 }
 
-/* Cold: a sandbox built for this container alone. */
-static int spawn_cold(struct container *c, int *ctl_fd, struct qerr *err) {
+/* Cold: a sandbox built for this container alone over `view`, with its
+ * cgroup (made here unless there) and log pipes. *res is filled as soon as
+ * the child exists, even if a later step fails. */
+static int spawn_cold(struct container *c, const struct rootfs_view *view, int ns, int clone_ns,
+                      struct spawn_result *res, struct qerr *err) {
   struct quiltd *d = c->d;
   struct cgroup_limits lim = limits_of(c->spec);
   struct spawn_sandbox sb = {
-      .rootfs = c->rootfs.merged,
-      .overlay_lower = c->rootfs.overlay ? c->rootfs.lower : NULL,
-      .overlay_upper = c->rootfs.upper,
-      .overlay_work = c->rootfs.work,
-      .rootfs_writable = c->rootfs.overlay || c->rootfs.copied,
-      .ns_flags = ns_flags(c->spec),
-      /* A bridge is attached right after the clone: its namespace must exist. */
-      .clone_ns = c->spec->network_mode == QUILT__V1__NETWORK_MODE__NETWORK_MODE_BRIDGE
-                      ? CLONE_NEWNET
-                      : 0,
+      .rootfs = view->merged,
+      .overlay_lower = view->overlay ? view->lower : NULL,
+      .overlay_upper = view->upper,
+      .overlay_work = view->work,
+      .rootfs_writable = view->overlay || view->copied,
+      .ns_flags = ns,
+      .clone_ns = clone_ns,
       .userns_base = d->cfg.userns_base,
       .userns_count = d->cfg.userns_count,
       .cgroup_fd = -1,
       .stdio = {-1, -1, -1},
   };
-  int rc = d->cgm ? cgroup_create(d->cgm, c->id, &lim, &c->cg, err) : 0;
+  res->pid = 0;
+  int rc = d->cgm && !c->cg ? cgroup_create(d->cgm, c->id, &lim, &c->cg, err) : 0;
   if (rc == 0)
     rc = logs_open(c, sb.stdio + 1, err);
   if (rc == 0 && (sb.stdio[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
@@ -755,22 +833,34 @@ static int spawn_cold(struct container *c, int *ctl_fd, struct qerr *err) {
   if (rc == 0 && n < 0)
     rc = n;
   sb.n_cgroup_procs = n > 0 ? (size_t)n : 0;
-  struct spawn_result res;
-  if (rc == 0 && (rc = spawn_sandbox(&sb, &res, err)) == 0) {
-    c->pid = res.pid;
-    c->pidfd = res.pidfd;
-    c->status_fd = res.status_fd;
-    *ctl_fd = res.ctl_fd;
-    if ((sb.ns_flags & CLONE_NEWUSER) &&
-        (spawn_map_ids(res.pid, sb.userns_base, sb.userns_count, err) < 0 ||
-         spawn_release(res.ctl_fd, err) < 0))
-      rc = err->code;
-  }
+  if (rc == 0 && (rc = spawn_sandbox(&sb, res, err)) == 0 && (ns & CLONE_NEWUSER) &&
+      (spawn_map_ids(res->pid, sb.userns_base, sb.userns_count, err) < 0 ||
+       spawn_release(res->ctl_fd, err) < 0))
+    rc = err->code;
   for (size_t i = 0; i < sb.n_cgroup_procs; i++)
     close(sb.cgroup_procs[i]);
   for (int i = 0; i < 3; i++)
     if (sb.stdio[i] >= 0)
       close(sb.stdio[i]);
+  return rc;
+}
+
+static int bridged(const Quilt__V1__NetworkMode m) {
+  return m == QUILT__V1__NETWORK_MODE__NETWORK_MODE_BRIDGE;
+}
+
+/* The container's own cold sandbox. */
+static int start_cold(struct container *c, int *ctl_fd, struct qerr *err) {
+  struct spawn_result res;
+  /* A bridge is attached right after the clone: its namespace must exist. */
+  int rc = spawn_cold(c, &c->rootfs, ns_flags(c->spec),
+                      bridged(c->spec->network_mode) ? CLONE_NEWNET : 0, &res, err);
+  if (res.pid > 0) {
+    c->pid = res.pid;
+    c->pidfd = res.pidfd;
+    c->status_fd = res.status_fd;
+    *ctl_fd = res.ctl_fd;
+  }
   return rc;
 }
 
@@ -816,12 +906,13 @@ static struct netbridge *bridge_of(struct quiltd *d, struct qerr *err) {
 
 /* Bridge networking: eth0 in the sandbox's namespace, before its command
  * runs; resolv gets the text of its /etc/resolv.conf. */
-static int attach_bridge(struct container *c, char *resolv, size_t cap, struct qerr *err) {
+static int attach_bridge(struct container *c, pid_t pid, char *resolv, size_t cap,
+                         struct qerr *err) {
   struct netbridge *net = bridge_of(c->d, err);
   if (!net)
     return err->code;
   char path[64];
-  snprintf(path, sizeof path, "/proc/%d/ns/net", (int)c->pid);
+  snprintf(path, sizeof path, "/proc/%d/ns/net", (int)pid);
   cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return qerr_errno(err, "opening the network namespace of container %.12s", c->id);
@@ -872,9 +963,256 @@ static void start_failed(struct container *c, const struct qerr *err) {
   publish(c, EV(FAILED), err->msg);
 }
 
-static int start(struct container *c, struct warm *w, struct qerr *err) {
-  char sid[13], hostname[72];
+/* ------------------------------------------------------------ setup run */
+
+static void layer_path(const struct quiltd *d, const char *key, char out[PATH_MAX]) {
+  snprintf(out, PATH_MAX, "%s/layers/%s", d->cfg.root_dir, key);
+}
+
+/* The container runs on image + layer from now on. */
+static void apply_layer(struct container *c, const char *key) {
+  char layer[PATH_MAX], lower[PATH_MAX];
+  layer_path(c->d, key, layer);
+  if (snprintf(lower, sizeof lower, "%s:%s", layer, c->rootfs.lower) < (int)sizeof lower)
+    memcpy(c->rootfs.lower, lower, sizeof lower);
+  snprintf(c->setup_key, sizeof c->setup_key, "%s", key);
+}
+
+/* 1: no steps, or their layer is there (applied); 0: they must run, with
+ * key filled; <0: error. */
+static int setup_lookup(struct container *c, char key[65], struct qerr *err) {
   const Quilt__V1__ContainerSpec *s = c->spec;
+  if (s->n_setup == 0 || c->setup_key[0])
+    return 1;
+  if (!c->image_id[0])
+    return qerr_status(err, GRPC_FAILED_PRECONDITION, EINVAL,
+                       "setup steps need an image of the store: their layer is kept per image");
+  struct setup_step *steps;
+  struct setup_config cfg;
+  setup_config_of(c->d, s, &cfg);
+  if (parse_steps(s, &steps, err) < 0)
+    return err->code;
+  int rc = setup_cache_key(c->image_id, steps, s->n_setup, &cfg, key, err);
+  setup_steps_free(steps, s->n_setup);
+  if (rc < 0)
+    return rc;
+  char layer[PATH_MAX];
+  struct stat st;
+  layer_path(c->d, key, layer);
+  if (stat(layer, &st) < 0)
+    return 0;
+  apply_layer(c, key);
+  c->setup_reused = true;
+  char detail[80];
+  snprintf(detail, sizeof detail, "reused %s", key);
+  publish(c, EV(SETUP_DONE), detail);
+  return 1;
+}
+
+/* The script goes into the setup sandbox's upper layer, removed again
+ * before that layer is kept: a command line could not hold a long one. */
+static int write_script(struct container *c, const struct setup_run *run, struct qerr *err) {
+  struct setup_step *steps;
+  struct setup_config cfg;
+  struct strbuf b = STRBUF_INIT;
+  setup_config_of(c->d, c->spec, &cfg);
+  if (parse_steps(c->spec, &steps, err) < 0)
+    return err->code;
+  int rc = setup_script(steps, c->spec->n_setup, &cfg, &b, err);
+  setup_steps_free(steps, c->spec->n_setup);
+  char path[PATH_MAX + 16];
+  snprintf(path, sizeof path, "%s/.quilt-setup", run->view.upper);
+  if (rc == 0)
+    rc = write_file(path, b.data, b.len, err);
+  strbuf_free(&b);
+  return rc;
+}
+
+static int setup_ns(const struct container *c, int *clone_ns) {
+  int ns = ns_flags(c->spec);
+  Quilt__V1__NetworkMode m = c->spec->setup_network;
+  if (m == QUILT__V1__NETWORK_MODE__NETWORK_MODE_UNSPECIFIED)
+    m = c->spec->network_mode;
+  *clone_ns = bridged(m) ? CLONE_NEWNET : 0;
+  if (m == QUILT__V1__NETWORK_MODE__NETWORK_MODE_HOST)
+    return ns & ~CLONE_NEWNET;
+  return ns | CLONE_NEWNET;
+}
+
+static void on_setup_exit(struct qpidwait *w, const siginfo_t *si, int err);
+
+/* Sends the sandbox its command: sh running the script, as root, with a
+ * fixed environment (the cache key covers nothing else). */
+static int setup_exec(struct container *c, struct setup_run *run, int ctl_fd, bool bridge,
+                      struct qerr *err) {
+  char resolv[1024] = "";
+  int rc = 0;
+  if (bridge)
+    rc = attach_bridge(c, run->pid, resolv, sizeof resolv, err);
+  else if (c->spec->setup_network == QUILT__V1__NETWORK_MODE__NETWORK_MODE_HOST ||
+           c->spec->network_mode == QUILT__V1__NETWORK_MODE__NETWORK_MODE_HOST) {
+    cleanup_fd int fd = open("/etc/resolv.conf", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, resolv, sizeof resolv - 1) : -1;
+    resolv[n > 0 ? n : 0] = 0;
+  }
+  if (rc < 0) {
+    close(ctl_fd);
+    return rc;
+  }
+  char *argv[] = {"/bin/sh", "/.quilt-setup", NULL};
+  char *env[] = {"PATH=" DEFAULT_PATH, "HOME=/root", "TERM=xterm", NULL};
+  struct spawn_exec ex = {.argv = argv, .env = env, .cwd = "/", .hostname = c->id,
+                          .user = "", .resolv_conf = resolv};
+  return spawn_send_exec(ctl_fd, &ex, err);
+}
+
+/* Starts the steps; the container's start goes on when they are done. */
+static int setup_launch(struct container *c, const char *key, struct qerr *err) {
+  struct setup_run *run = calloc(1, sizeof *run);
+  if (!run)
+    return qerr_set(err, ENOMEM, "out of memory");
+  *run = (struct setup_run){.d = c->d, .c = c, .pidfd = -1, .status_fd = -1};
+  snprintf(run->key, sizeof run->key, "%s", key);
+  snprintf(run->dir, sizeof run->dir, "%s/setup", c->dir);
+  c->setup = run;
+  int clone_ns, ns = setup_ns(c, &clone_ns);
+  struct spawn_result res = {0};
+  int rc = mkdir_p(run->dir, 0700, err);
+  if (rc == 0)
+    rc = rootfs_prepare(c->rootfs.lower, run->dir, ROOTFS_OVERLAY, &run->view, err);
+  if (rc == 0)
+    rc = write_script(c, run, err);
+  if (rc == 0)
+    rc = spawn_cold(c, &run->view, ns, clone_ns, &res, err);
+  c->out.stream = c->err.stream = LOG_SETUP;
+  if (res.pid > 0) {
+    run->pid = res.pid;
+    run->pidfd = res.pidfd;
+    run->status_fd = res.status_fd;
+    int e = rc == 0 ? setup_exec(c, run, res.ctl_fd, clone_ns != 0, err) : (close(res.ctl_fd), rc);
+    /* Started or not, the child ends: its exit finishes the setup. */
+    run->failed_to_start = e < 0;
+    if (e < 0)
+      snprintf(run->why, sizeof run->why, "%s", err->msg);
+    qpidwait_arm(&run->wait, &c->d->ring, run->pidfd, on_setup_exit);
+    logs_start(c);
+    c->busy = true;
+    publish(c, EV(SETUP_STARTED), key);
+    return 0;
+  }
+  c->setup = NULL;
+  struct qerr ignore = QERR_INIT;
+  rm_rf(run->dir, &ignore);
+  free(run);
+  return rc;
+}
+
+/* The layer goes into the store of layers; another container may have
+ * stored the same one meanwhile: then that one is used. */
+static int commit_layer(struct container *c, struct setup_run *run, struct qerr *err) {
+  char layer[PATH_MAX], script[PATH_MAX + 16];
+  snprintf(script, sizeof script, "%s/.quilt-setup", run->view.upper);
+  unlink(script);
+  layer_path(c->d, run->key, layer);
+  char dir[PATH_MAX];
+  snprintf(dir, sizeof dir, "%s/layers", c->d->cfg.root_dir);
+  if (mkdir_p(dir, 0700, err) < 0)
+    return err->code;
+  if (rename(run->view.upper, layer) < 0 && errno != EEXIST && errno != ENOTEMPTY)
+    return qerr_errno(err, "keeping the setup layer %s", layer);
+  apply_layer(c, run->key);
+  publish(c, EV(SETUP_DONE), run->key);
+  return 0;
+}
+
+/* "setup step 2/3 (pip: flask) failed with exit code 1: <last lines>",
+ * from what the script wrote to the log. */
+static void failure_text(struct container *c, int code, struct qerr *err) {
+  char path[PATH_MAX + 8], buf[4096], step[256] = "", lines[5][200] = {{0}};
+  snprintf(path, sizeof path, "%s/log", c->dir);
+  cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  ssize_t n = fd >= 0 && fstat(fd, &st) == 0
+                  ? pread(fd, buf, sizeof buf - 1, st.st_size > 4095 ? st.st_size - 4095 : 0)
+                  : 0;
+  buf[n > 0 ? n : 0] = 0;
+  unsigned k = 0;
+  for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+    char *text = line; /* "<time> <stream> <F|P> <text>" */
+    for (int i = 0; i < 3 && text; i++)
+      text = strchr(text, ' ') ? strchr(text, ' ') + 1 : NULL;
+    if (!text)
+      continue;
+    if (strncmp(text, "quilt-setup: step ", 18) == 0 && !strstr(text, " failed: exit code"))
+      snprintf(step, sizeof step, "%s", text + 13);
+    snprintf(lines[k++ % 5], sizeof lines[0], "%s", text);
+  }
+  char tail[1100] = "";
+  for (unsigned i = k > 5 ? k - 5 : 0; i < k; i++)
+    snprintf(tail + strlen(tail), sizeof tail - strlen(tail), "%s%s", tail[0] ? " | " : "",
+             lines[i % 5]);
+  qerr_status(err, GRPC_FAILED_PRECONDITION, EIO, "setup %s failed with exit code %d: %s",
+              step[0] ? step : "script", code, tail[0] ? tail : "(no output)");
+}
+
+/* The steps ended and their output is in the log: keep the layer and
+ * start the command, or fail the container with why. */
+static void setup_end(struct container *c) {
+  struct setup_run *run = c->setup;
+  struct qerr err = QERR_INIT;
+  c->setup = NULL;
+  c->busy = false;
+  detach_bridge(c);
+  char buf[sizeof(struct spawn_failure)];
+  ssize_t n = run->status_fd >= 0 ? read(run->status_fd, buf, sizeof buf) : 0;
+  int rc;
+  if (run->failed_to_start)
+    rc = qerr_status(&err, GRPC_FAILED_PRECONDITION, EIO, "starting the setup steps: %s",
+                     run->why);
+  else if (n > 0)
+    rc = spawn_parse_failure(buf, (size_t)n, &err);
+  else if (run->exit_code != 0) {
+    failure_text(c, run->exit_code, &err);
+    rc = err.code;
+  } else
+    rc = commit_layer(c, run, &err);
+  if (run->status_fd >= 0)
+    close(run->status_fd);
+  struct qerr ignore = QERR_INIT;
+  janitor_remove(&c->d->janitor, run->dir, &ignore);
+  free(run);
+  if (rc == 0 && start(c, NULL, &err) == 0)
+    return;
+  if (rc < 0) {
+    logs_note(c, err.msg);
+    start_failed(c, &err);
+  }
+  wake(c, 1u << W_START, &err);
+  maybe_finish(c);
+}
+
+static void on_setup_exit(struct qpidwait *w, const siginfo_t *si, int err) {
+  struct setup_run *run = container_of(w, struct setup_run, wait);
+  struct container *c = run->c;
+  (void)err;
+  close(run->pidfd);
+  run->pidfd = -1;
+  run->exited = true;
+  run->exit_code = si->si_code == CLD_EXITED ? si->si_status : 128 + si->si_status;
+  if (logs_drained(c))
+    setup_end(c);
+}
+
+static int start(struct container *c, struct warm *w, struct qerr *err) {
+  char sid[13], hostname[72], key[65];
+  const Quilt__V1__ContainerSpec *s = c->spec;
+  int need = w ? 1 : setup_lookup(c, key, err);
+  if (need == 0 && (need = setup_launch(c, key, err)) == 0)
+    return 0; /* the steps run; the start goes on when they are done */
+  if (need < 0) {
+    start_failed(c, err);
+    return need;
+  }
   snprintf(hostname, sizeof hostname, "%s",
            s->hostname[0] ? s->hostname : c->name[0] ? c->name : short_id(c, sid));
   char **env = build_env(c, hostname);
@@ -884,11 +1222,11 @@ static int start(struct container *c, struct warm *w, struct qerr *err) {
     if (w)
       pool_discard(&c->d->pool, w);
   } else {
-    rc = w ? adopt_sandbox(c, w, &ctl_fd, err) : spawn_cold(c, &ctl_fd, err);
+    rc = w ? adopt_sandbox(c, w, &ctl_fd, err) : start_cold(c, &ctl_fd, err);
   }
   char resolv[1024] = "";
   if (rc == 0 && s->network_mode == QUILT__V1__NETWORK_MODE__NETWORK_MODE_BRIDGE)
-    rc = attach_bridge(c, resolv, sizeof resolv, err);
+    rc = attach_bridge(c, c->pid, resolv, sizeof resolv, err);
   if (rc == 0)
     rc = send_exec(c, take_fd(&ctl_fd), env, hostname, resolv, err);
   if (ctl_fd >= 0)
@@ -1149,6 +1487,8 @@ void container_remove_rpc(struct quiltd *d, struct grpc_call *call, struct conta
   if (add_waiter(c, call, W_REMOVE) < 0)
     return;
   c->removing = true;
+  if (c->setup && c->setup->pidfd >= 0) /* its end fails the start, then removes */
+    sys_pidfd_send_signal(c->setup->pidfd, SIGKILL);
   if (container_is_active(c))
     container_kill(c, SIGKILL, &err);
   if (c->state == ST(CREATED) && c->pid <= 0)
@@ -1156,7 +1496,14 @@ void container_remove_rpc(struct quiltd *d, struct grpc_call *call, struct conta
   maybe_finish(c);
 }
 
-void container_logs_drained(struct container *c) { maybe_finish(c); }
+void container_logs_drained(struct container *c) {
+  if (c->setup) {
+    if (c->setup->exited)
+      setup_end(c);
+    return;
+  }
+  maybe_finish(c);
+}
 
 /* ------------------------------------------------------------ restart */
 
@@ -1271,6 +1618,8 @@ bool containers_shutdown(struct quiltd *d) {
   pool_shutdown(&d->pool);
   struct qerr err = QERR_INIT;
   for (struct container *c = d->containers; c; c = c->next) {
+    if (c->setup && c->setup->pidfd >= 0)
+      sys_pidfd_send_signal(c->setup->pidfd, SIGKILL);
     if (c->warm) { /* created, not started: it starts cold after a restart */
       c->warm->keep_dir = true;
       pool_discard(&d->pool, take_ptr(c->warm));

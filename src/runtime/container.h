@@ -23,6 +23,7 @@ struct cgroup;
 struct grpc_call;
 struct log_follower;
 struct ctr_waiter;
+struct setup_run;
 
 typedef Quilt__V1__ContainerState ctr_state;
 
@@ -72,6 +73,10 @@ struct container {
   struct container *defer_next;    /* d->deferred: exit cleanup pending */
   struct warm *warm;               /* created from the warm pool, not started yet */
   char ip[16];                     /* bridge networking: "" when not attached */
+  /* setup steps */
+  char setup_key[65];              /* their layer, once known ("" before/none) */
+  bool setup_reused;               /* the layer was there: the steps did not run */
+  struct setup_run *setup;         /* while the steps run */
 };
 
 /* Validates the spec, records the container (state created) and, unless

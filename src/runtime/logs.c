@@ -151,6 +151,8 @@ static void on_pipe(struct qop *op, int res, uint32_t flags) {
 }
 
 static int open_log_file(struct container *c, struct qerr *err) {
+  if (c->log_fd >= 0) /* setup steps wrote to it first */
+    return 0;
   char path[LOG_PATH_MAX];
   log_path(c, path, sizeof path, false);
   c->log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);

@@ -19,6 +19,7 @@ import ctypes
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -219,10 +220,10 @@ class QuiltTestCase(unittest.TestCase):
             cmd = ["sh", "-c", cmd]
         return pb.ContainerSpec(command=cmd, **kw)
 
-    def create(self, cmd, no_start=False, **kw):
+    def create(self, cmd, no_start=False, timeout=RPC_TIMEOUT, **kw):
         r = self.stub.CreateContainer(
             pb.CreateContainerRequest(spec=self.spec(cmd, **kw), no_start=no_start),
-            timeout=RPC_TIMEOUT)
+            timeout=timeout)
         self.created.append(r.container.id)
         return r.container
 
@@ -247,7 +248,7 @@ class QuiltTestCase(unittest.TestCase):
         return b"".join(c.data for c in self.chunks(ref, follow, timeout, **kw))
 
     def run_container(self, cmd, timeout=30, **kw):
-        c = self.create(cmd, **kw)
+        c = self.create(cmd, timeout=max(timeout, RPC_TIMEOUT), **kw)
         w = self.wait(c.id, timeout)
         return c, w, self.logs(c.id, timeout=timeout)
 
@@ -971,6 +972,137 @@ class BridgeNetworkTest(QuiltTestCase):
         self.assertIn(self.get(c.id).ip_address, ips | {""})
         self.assertRpcCode(Code.INVALID_ARGUMENT, self.create, ["true"], network_mode=BRIDGE,
                            namespaces=pb.Namespaces(disable_network=True))
+
+
+SETUP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "setup")
+
+
+class SetupStepsTest(QuiltTestCase):
+    """--setup: packages installed before the command, kept as a layer. The
+    registries run on loopback and the setup uses the host's network."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.registry = None
+        if not os.path.exists("/usr/lib/python3/dist-packages/pip"):
+            return  # each test skips: no pip on this host to build the image from
+        out = os.path.join(cls.tmp, "images")
+        subprocess.run(["sh", os.path.join(SETUP_DIR, "make_image.sh"), out, "python"],
+                       check=True, capture_output=True, timeout=300)
+        cls.python_tar = os.path.join(out, "python.tar")
+        port_file = os.path.join(cls.tmp, "pypi.port")
+        cls.registry_log = os.path.join(cls.tmp, "pypi.log")
+        cls.registry = subprocess.Popen(
+            ["/usr/bin/python3", os.path.join(SETUP_DIR, "pypi_index.py"),
+             "--package", "quilt-hello==1.0.0", "--port-file", port_file,
+             "--log", cls.registry_log], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while not os.path.exists(port_file) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with open(port_file) as f:
+            cls.index = "http://127.0.0.1:%s/simple" % f.read().strip()
+        last = None
+        for last in cls.daemon.stub.ImportImage(
+                pb.ImportImageRequest(path=cls.python_tar, tags=["py:setup"]), timeout=120):
+            pass
+        cls.image_id = last.image.id
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.registry is not None:
+            cls.registry.terminate()
+            cls.registry.wait(timeout=10)
+        super().tearDownClass()
+
+    def setUp(self):
+        super().setUp()
+        if self.registry is None:
+            self.skipTest("no Debian python3-pip on this host to build the test image from")
+
+    def setup_spec(self, cmd, steps, index=None, **kw):
+        return dict(image="py:setup", setup=steps,
+                    setup_network=pb.NETWORK_MODE_HOST,
+                    setup_config=pb.SetupConfig(pip_index=index or self.index), **kw)
+
+    def registry_requests(self):
+        return quiltlib.read_text(self.registry_log).count("quilt_hello-1.0.0")
+
+    def layers(self):
+        try:
+            return set(os.listdir(os.path.join(self.daemon.root, "layers")))
+        except OSError:
+            return set()
+
+    def test_pip_step_runs_once_then_its_layer_is_reused(self):
+        events = EventCollector(self.stub)
+        self.collectors.append(events)
+        cmd = ["sh", "-c", "quilt-hello && python3 -c 'import quilt_hello'"]
+        c, w, out = self.run_container(cmd, timeout=120, **self.setup_spec(cmd, ["pip: quilt-hello"]))
+        self.assertEqual(w.exit_code, 0, out)
+        self.assertIn(b"quilt-hello 1.0.0\n", out)
+        # Setup output is in the log, marked as such, apart from the command's.
+        setup_out = self.logs(c.id, stream=pb.LOG_STREAM_SETUP)
+        self.assertIn(b"quilt-setup: step 1/1: pip: quilt-hello", setup_out)
+        self.assertNotIn(b"quilt-setup", self.logs(c.id, stream=pb.LOG_STREAM_STDOUT))
+        g = self.get(c.id)
+        self.assertEqual((len(g.setup_layer), g.setup_reused), (64, False))
+        self.assertIn(g.setup_layer, self.layers())
+        fetched = self.registry_requests()
+        self.assertEqual(fetched, 1)
+        # The same image, steps and sources: the layer, not the registry.
+        c2, w2, out2 = self.run_container(["quilt-hello"], timeout=60,
+                                          **self.setup_spec(None, ["pip: quilt-hello"]))
+        self.assertEqual((w2.exit_code, out2), (0, b"quilt-hello 1.0.0\n"))
+        g2 = self.get(c2.id)
+        self.assertEqual((g2.setup_layer, g2.setup_reused), (g.setup_layer, True))
+        self.assertEqual(self.registry_requests(), fetched)
+        self.assertIsNotNone(events.wait_for(
+            lambda e: e.type == pb.EVENT_TYPE_SETUP_DONE and e.container_id == c2.id
+            and e.detail == "reused " + g.setup_layer, 10))
+        self.assertIsNotNone(events.wait_for(
+            lambda e: e.type == pb.EVENT_TYPE_SETUP_STARTED and e.container_id == c.id, 10))
+
+    def test_failing_steps_fail_the_container_and_cache_nothing(self):
+        before = self.layers()
+        # A package the index does not have: the step, its code, pip's words.
+        e = self.assertRpcCode(Code.FAILED_PRECONDITION, self.create, ["true"], timeout=120,
+                               **self.setup_spec(None, ["pip: quilt-nonexistent"]))
+        self.assertIn("pip: quilt-nonexistent", e.details())
+        self.assertIn("exit code 1", e.details())
+        self.assertIn("No matching distribution", e.details())
+        failed = [c for c in self.stub.ListContainers(pb.ListContainersRequest(all=True),
+                                                      timeout=RPC_TIMEOUT).containers
+                  if c.state == pb.CONTAINER_STATE_FAILED]
+        self.assertEqual(len(failed), 1)
+        self.created.append(failed[0].id)
+        self.assertIn("pip: quilt-nonexistent", failed[0].failure_reason)
+        upper = os.path.join(self.daemon.root, "containers", failed[0].id, "setup", "upper")
+        deadline = time.monotonic() + 10  # the janitor deletes it, off the loop
+        while os.path.exists(upper) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertFalse(os.path.exists(upper))
+        # A manager the image lacks and cannot install.
+        e = self.assertRpcCode(Code.FAILED_PRECONDITION, self.create, ["true"], timeout=120,
+                               **self.setup_spec(None, ["npm: left-pad"]))
+        self.assertIn("npm is not in the image", e.details())
+        # A registry nobody listens on.
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            dead = "http://127.0.0.1:%d/simple" % probe.getsockname()[1]
+        e = self.assertRpcCode(Code.FAILED_PRECONDITION, self.create, ["true"], timeout=180,
+                               **self.setup_spec(None, ["pip: quilt-hello"], index=dead))
+        self.assertIn("pip: quilt-hello", e.details())
+        # Refused before anything runs.
+        self.assertRpcCode(Code.INVALID_ARGUMENT, self.create, ["true"],
+                           **self.setup_spec(None, ["bogus: x"]))
+        self.assertRpcCode(Code.INVALID_ARGUMENT, self.create, ["true"],
+                           **self.setup_spec(None, ["pip: --index-url=http://evil/ x"]))
+        self.assertEqual(self.layers(), before)
+        for c in self.stub.ListContainers(pb.ListContainersRequest(all=True),
+                                          timeout=RPC_TIMEOUT).containers:
+            if c.id not in self.created:
+                self.created.append(c.id)
 
 
 class NoOverlayTest(QuiltTestCase):
