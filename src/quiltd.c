@@ -188,6 +188,12 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
     fprintf(stderr, "quiltd: unexpected argument '%s' (see quiltd --help)\n", argv[optind]);
     return 2;
   }
+  /* Paths under the root reach helpers and containers: they must not
+   * depend on the daemon's working directory. */
+  if (cfg->root_dir && cfg->root_dir[0] != '/') {
+    fprintf(stderr, "quiltd: --root must be an absolute path, got '%s'\n", cfg->root_dir);
+    return 2;
+  }
   return 0;
 }
 

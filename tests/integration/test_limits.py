@@ -69,6 +69,18 @@ def frames_until(sock, seconds):
 
 
 class Limits(unittest.TestCase):
+    def test_bad_flags_exit_2_with_one_line(self):
+        cases = [(["--root", "relative/dir"], "--root must be an absolute path"),
+                 (["--warm-pool", "many"], "--warm-pool expects a number"),
+                 (["--max-streams", "0"], "--max-streams expects a number"),
+                 (["--no-such-flag"], "see quiltd --help")]
+        for args, want in cases:
+            p = subprocess.run([QUILTD] + args, capture_output=True, text=True, timeout=10)
+            self.assertEqual(p.returncode, 2, (args, p.stderr))
+            self.assertIn(want, p.stderr, args)
+            # getopt names an unknown flag on a line of its own.
+            self.assertLessEqual(len(p.stderr.strip().splitlines()), 2, p.stderr)
+
     def test_connection_cap(self):
         d = Daemon("--max-connections", "3")
         try:
