@@ -1105,6 +1105,51 @@ class SetupStepsTest(QuiltTestCase):
                 self.created.append(c.id)
 
 
+class NpmSetupTest(QuiltTestCase):
+    """--setup "npm: ..." against an npm registry on loopback, in an image
+    made of the host's node and npm (skipped where the host has neither)."""
+
+    def test_npm_step_installs_a_global_package(self):
+        if not shutil.which("node") or not shutil.which("npm"):
+            self.skipTest("no node and npm on this host to build the test image from")
+        out = os.path.join(self.tmp, "images")
+        subprocess.run(["sh", os.path.join(SETUP_DIR, "make_image.sh"), out, "node"],
+                       check=True, capture_output=True, timeout=300)
+        port_file = os.path.join(self.tmp, "npm.port")
+        log = os.path.join(self.tmp, "npm.log")
+        registry = subprocess.Popen(
+            ["/usr/bin/python3", os.path.join(SETUP_DIR, "npm_registry.py"),
+             "--package", "quilt-hello@1.0.0", "--package", "@quilt/scoped@0.3.1",
+             "--port-file", port_file, "--log", log],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 20
+            while not os.path.exists(port_file) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            with open(port_file) as f:
+                url = "http://127.0.0.1:%s/" % f.read().strip()
+            for _ in self.stub.ImportImage(pb.ImportImageRequest(
+                    path=os.path.join(out, "node.tar"), tags=["node:setup"]), timeout=120):
+                pass
+            spec = dict(image="node:setup", setup=["npm: quilt-hello @quilt/scoped"],
+                        setup_network=pb.NETWORK_MODE_HOST,
+                        setup_config=pb.SetupConfig(npm_registry=url))
+            c, w, got = self.run_container(["sh", "-c", "quilt-hello; scoped"], timeout=180,
+                                           **spec)
+            self.assertEqual(w.exit_code, 0, got)
+            self.assertIn(b"added 2 packages", self.logs(c.id, stream=pb.LOG_STREAM_SETUP))
+            self.assertEqual(self.logs(c.id, stream=pb.LOG_STREAM_STDOUT),
+                             b"quilt-hello 1.0.0\n@quilt/scoped 0.3.1\n")
+            fetched = quiltlib.read_text(log).count(".tgz")
+            c2, w2, got2 = self.run_container(["quilt-hello"], timeout=60, **spec)
+            self.assertEqual((w2.exit_code, got2), (0, b"quilt-hello 1.0.0\n"))
+            self.assertTrue(self.get(c2.id).setup_reused)
+            self.assertEqual(quiltlib.read_text(log).count(".tgz"), fetched)
+        finally:
+            registry.terminate()
+            registry.wait(timeout=10)
+
+
 class NoOverlayTest(QuiltTestCase):
     """Where overlayfs is missing each container gets a private copy of the
     image (reflinked where the filesystem can): writable, and nobody else's."""
