@@ -433,6 +433,32 @@ static void tags_text(const Quilt__V1__Image *img, char *buf, size_t cap) {
     snprintf(buf, cap, "<none>");
 }
 
+/* Setup layers (docs/setup.md) under the images, when there are any. */
+static int layers_table(FILE *f, const Quilt__V1__ListImagesResponse *l) {
+  if (l->n_setup_layers == 0)
+    return 0;
+  static const char *const headers[] = {"SETUP LAYER", "SIZE", "CREATED", "CONTAINERS"};
+  char cells[4][128];
+  const char *row[4] = {cells[0], cells[1], cells[2], cells[3]};
+  int64_t now = clock_real_ns();
+  struct table t;
+  int r = table_init(&t, 4, headers);
+  for (size_t i = 0; i < l->n_setup_layers && r == 0; i++) {
+    const Quilt__V1__SetupLayer *y = l->setup_layers[i];
+    snprintf(cells[0], sizeof cells[0], "%.12s", y->key);
+    fmt_bytes(y->size_bytes, cells[1], sizeof cells[1]);
+    fmt_age(y->created_at_ns, now, cells[2], sizeof cells[2]);
+    snprintf(cells[3], sizeof cells[3], "%" PRIu32, y->containers);
+    r = table_add_row(&t, row);
+  }
+  if (r == 0) {
+    fputc('\n', f);
+    table_print(&t, f);
+  }
+  table_free(&t);
+  return r;
+}
+
 static int images_table(FILE *f, const Quilt__V1__ListImagesResponse *l) {
   static const char *const headers[] = {"ID", "TAGS", "SIZE", "CREATED", "CONTAINERS"};
   char cells[5][1024];
@@ -454,7 +480,7 @@ static int images_table(FILE *f, const Quilt__V1__ListImagesResponse *l) {
   if (r == 0)
     table_print(&t, f);
   table_free(&t);
-  return r;
+  return r == 0 ? layers_table(f, l) : r;
 }
 
 static int run_images(struct cli_ctx *ctx, int argc, char **argv) {
@@ -495,7 +521,8 @@ static int run_images(struct cli_ctx *ctx, int argc, char **argv) {
   name " [-q] [--json]\n"                                                                \
        "\n"                                                                              \
        "Lists the images in the daemon's store, oldest first: short id, tags, size on\n"  \
-       "disk, age and how many containers use it.\n"                                     \
+       "disk, age and how many containers use it; then the setup layers (what --setup\n" \
+       "steps installed, cached per image and steps), if any.\n"                        \
        "\n"                                                                              \
        "Options:\n"                                                                      \
        "  -q, --quiet   print only full ids\n"                                           \
@@ -628,11 +655,16 @@ static int run_prune(struct cli_ctx *ctx, int argc, char **argv) {
   }
   for (size_t i = 0; i < p->n_removed_ids; i++)
     fprintf(ctx->out, "%s\n", p->removed_ids[i]);
+  for (size_t i = 0; i < p->n_removed_layers; i++)
+    fprintf(ctx->out, "setup layer %s\n", p->removed_layers[i]);
   fflush(ctx->out);
   char size[32];
   fmt_bytes(p->reclaimed_bytes, size, sizeof size);
-  fprintf(stderr, "Removed %zu image%s, reclaimed %s\n", p->n_removed_ids,
-          p->n_removed_ids == 1 ? "" : "s", size);
+  fprintf(stderr, "Removed %zu image%s", p->n_removed_ids, p->n_removed_ids == 1 ? "" : "s");
+  if (p->n_removed_layers)
+    fprintf(stderr, " and %zu setup layer%s", p->n_removed_layers,
+            p->n_removed_layers == 1 ? "" : "s");
+  fprintf(stderr, ", reclaimed %s\n", size);
   return CLI_EXIT_OK;
 }
 
@@ -640,10 +672,11 @@ static int run_prune(struct cli_ctx *ctx, int argc, char **argv) {
   name " [--json]\n"                                                                     \
        "\n"                                                                              \
        "Removes every image no container uses (whatever its tags, the built-in one\n"     \
-       "included), prints their ids, and on stderr how much space that freed.\n"          \
+       "included) and every setup layer no container uses, prints their ids, and on\n"   \
+       "stderr how much space that freed.\n"                                              \
        "\n"                                                                              \
        "Options:\n"                                                                      \
-       "      --json    print {removed_ids, reclaimed_bytes}\n"                          \
+       "      --json    print {removed_ids, reclaimed_bytes, removed_layers}\n"          \
        "  -h, --help    show this help\n"
 
 const struct cli_command cli_cmd_prune = {

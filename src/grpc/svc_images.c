@@ -10,6 +10,8 @@
 #include "grpc/services.h"
 #include "runtime/container.h"
 #include "runtime/image_jobs.h"
+#include "runtime/janitor.h"
+#include "runtime/layers.h"
 #include "runtime/images.h"
 
 unsigned images_in_use(const struct quiltd *d, const char *image_id) {
@@ -104,6 +106,59 @@ static void free_list(struct list_ctx *l) {
   free(l->ptrs);
 }
 
+/* ------------------------------------------------------------ setup layers */
+
+static unsigned layer_users(const struct quiltd *d, const char *key) {
+  unsigned n = 0;
+  for (const struct container *c = d->containers; c; c = c->next)
+    n += strcmp(c->setup_key, key) == 0;
+  return n;
+}
+
+struct layer_list {
+  const struct quiltd *d;
+  Quilt__V1__SetupLayer *items;
+  Quilt__V1__SetupLayer **ptrs;
+  char (*keys)[65];
+  size_t n, cap;
+  bool unused_only;
+};
+
+static int add_layer(void *arg, const struct layer_info *info) {
+  struct layer_list *l = arg;
+  unsigned users = layer_users(l->d, info->key);
+  if (l->unused_only && users)
+    return 0;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 8;
+    Quilt__V1__SetupLayer *items = realloc(l->items, cap * sizeof *items);
+    char(*keys)[65] = items ? realloc(l->keys, cap * sizeof *keys) : NULL;
+    if (items)
+      l->items = items;
+    if (!keys)
+      return -ENOMEM;
+    l->keys = keys;
+    l->cap = cap;
+  }
+  memcpy(l->keys[l->n], info->key, 65);
+  Quilt__V1__SetupLayer *it = &l->items[l->n++];
+  *it = (Quilt__V1__SetupLayer)QUILT__V1__SETUP_LAYER__INIT;
+  it->size_bytes = info->size_bytes;
+  it->created_at_ns = info->created_ns;
+  it->containers = users;
+  return 0;
+}
+
+/* Pointers only once the arrays stopped moving. */
+static bool layer_ptrs(struct layer_list *l) {
+  l->ptrs = calloc(l->n + 1, sizeof *l->ptrs);
+  for (size_t i = 0; l->ptrs && i < l->n; i++) {
+    l->items[i].key = l->keys[i];
+    l->ptrs[i] = &l->items[i];
+  }
+  return l->ptrs != NULL;
+}
+
 void rpc_list_images(struct grpc_call *call, const ProtobufCMessage *msg) {
   (void)msg;
   if (!have_store(call))
@@ -126,8 +181,20 @@ void rpc_list_images(struct grpc_call *call, const ProtobufCMessage *msg) {
   Quilt__V1__ListImagesResponse resp = QUILT__V1__LIST_IMAGES_RESPONSE__INIT;
   resp.n_images = l.n;
   resp.images = l.ptrs;
+  struct layer_list ll = {.d = d};
+  if (layers_list(d->cfg.root_dir, add_layer, &ll, &err) < 0 || !layer_ptrs(&ll)) {
+    grpc_call_fail(call, err.code ? &err : &(struct qerr){-ENOMEM, 0, "out of memory"});
+    free_list(&l);
+    free(ll.items);
+    free(ll.ptrs);
+    return;
+  }
+  resp.n_setup_layers = ll.n;
+  resp.setup_layers = ll.ptrs;
   grpc_call_reply(call, &resp.base);
   free_list(&l);
+  free(ll.items);
+  free(ll.ptrs);
 }
 
 /* Today's rules for removing a whole image: never under a running
@@ -213,9 +280,25 @@ void rpc_prune_images(struct grpc_call *call, const ProtobufCMessage *msg) {
     }
   }
   resp.removed_ids = ids;
+  struct layer_list ll = {.d = d, .unused_only = true};
+  cleanup_free char **keys = NULL;
+  if (!err.code && layers_list(d->cfg.root_dir, add_layer, &ll, &err) == 0 &&
+      (keys = calloc(ll.n + 1, sizeof *keys))) {
+    for (size_t i = 0; i < ll.n; i++) {
+      char path[PATH_MAX];
+      snprintf(path, sizeof path, "%s/layers/%s", d->cfg.root_dir, ll.keys[i]);
+      if (janitor_remove(&d->janitor, path, &err) < 0)
+        break;
+      keys[resp.n_removed_layers++] = ll.keys[i];
+      resp.reclaimed_bytes += ll.items[i].size_bytes;
+    }
+    resp.removed_layers = keys;
+  }
   if (err.code)
     grpc_call_fail(call, &err);
   else
     grpc_call_reply(call, &resp.base);
   free_list(&l);
+  free(ll.items);
+  free(ll.keys);
 }

@@ -1062,6 +1062,21 @@ class SetupStepsTest(QuiltTestCase):
             and e.detail == "reused " + g.setup_layer, 10))
         self.assertIsNotNone(events.wait_for(
             lambda e: e.type == pb.EVENT_TYPE_SETUP_STARTED and e.container_id == c.id, 10))
+        # Listed with the images; pruned once no container uses it (this is
+        # the class's last test: the prune also takes its image).
+        listed = {y.key: y for y in self.stub.ListImages(pb.ListImagesRequest(),
+                                                         timeout=RPC_TIMEOUT).setup_layers}
+        self.assertEqual(listed[g.setup_layer].containers, 2)
+        self.assertGreater(listed[g.setup_layer].size_bytes, 0)
+        for ref in (c.id, c2.id):
+            self.stub.RemoveContainer(pb.RemoveContainerRequest(id=ref), timeout=30)
+            self.created.remove(ref)
+        r = self.stub.PruneImages(pb.PruneImagesRequest(), timeout=60)
+        self.assertIn(g.setup_layer, list(r.removed_layers))
+        deadline = time.monotonic() + 10
+        while g.setup_layer in self.layers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertNotIn(g.setup_layer, self.layers())
 
     def test_failing_steps_fail_the_container_and_cache_nothing(self):
         before = self.layers()
