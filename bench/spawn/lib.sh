@@ -65,6 +65,8 @@ bench_need_tools() {
   [ -e /usr/include/protobuf-c/protobuf-c.h ] || need+=(libprotobuf-c-dev)
   [ -x /bin/busybox ] || need+=(busybox-static)
   [ ${#need[@]} -eq 0 ] && return 0
+  [ "${QUILT_BENCH_NO_INSTALL:-0}" = 1 ] &&
+    die "missing ${need[*]}; not installing them (QUILT_BENCH_NO_INSTALL=1: scripts/install-deps, or apt-get)"
   [ "$(id -u)" = 0 ] || die "missing ${need[*]}; install them (apt-get) or run as root"
   say "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -80,7 +82,15 @@ bench_need_tools() {
 # With bench_commit=REV the build uses `git archive REV` unpacked in the temp
 # dir (and its own build dir), so edits in progress in the work tree do not
 # get in the way.
+#
+# With QUILT_BENCH_PREBUILT=DIR (bench/smoke under `meson test`) nothing is
+# configured or built: DIR is an existing meson build dir of this tree whose
+# quiltd, busybox-rootfs and static libs are used as they are.
 bench_build() {
+  if [ -n "${QUILT_BENCH_PREBUILT:-}" ]; then
+    bench_build_prebuilt
+    return
+  fi
   if [ -n "$bench_commit" ]; then
     local sha
     sha=$(git -C "$src" rev-parse --verify --short "$bench_commit^{commit}" 2>/dev/null) ||
@@ -116,6 +126,20 @@ bench_build() {
   # Every default target (tests are off): quiltd, the rootfs, the static libs
   # the client links, and any helper binary quiltd needs at run time.
   ninja -C "$build" >"$tmp/ninja.log" 2>&1 || { tail -40 "$tmp/ninja.log" >&2; die "ninja"; }
+  bench_build_client
+  flock -u 9
+  exec 9>&-
+}
+
+bench_build_prebuilt() {
+  build=$(cd "$QUILT_BENCH_PREBUILT" && pwd) || die "QUILT_BENCH_PREBUILT=$QUILT_BENCH_PREBUILT: no such dir"
+  say "using the prebuilt quiltd in $build (QUILT_BENCH_PREBUILT; not rebuilt)"
+  bench_build_client
+}
+
+# Sets $quiltd and $rootfs from $build and compiles bench/spawn/spawn_client.c
+# into $client.
+bench_build_client() {
   quiltd=$build/quiltd
   rootfs=$build/busybox-rootfs
   [ -x "$quiltd" ] || die "no quiltd binary in $build"
@@ -129,8 +153,6 @@ bench_build() {
     "$build/libquiltcore.a" "$build/libquiltproto.a" "$build/libllhttp.a" \
     "${libs[@]}" -o "$client" >"$tmp/cc.log" 2>&1 ||
     { cat "$tmp/cc.log" >&2; die "compiling bench/spawn/spawn_client.c"; }
-  flock -u 9
-  exec 9>&-
 }
 
 # ------------------------------------------------------------------ quiltd
