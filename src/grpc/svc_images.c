@@ -186,6 +186,7 @@ void rpc_list_images(struct grpc_call *call, const ProtobufCMessage *msg) {
     grpc_call_fail(call, err.code ? &err : &(struct qerr){-ENOMEM, 0, "out of memory"});
     free_list(&l);
     free(ll.items);
+    free(ll.keys);
     free(ll.ptrs);
     return;
   }
@@ -194,6 +195,7 @@ void rpc_list_images(struct grpc_call *call, const ProtobufCMessage *msg) {
   grpc_call_reply(call, &resp.base);
   free_list(&l);
   free(ll.items);
+  free(ll.keys);
   free(ll.ptrs);
 }
 

@@ -291,6 +291,12 @@ static void setup_config_of(const struct quiltd *d, const Quilt__V1__ContainerSp
 #undef PICK
 }
 
+/* setup_steps_free frees what the steps hold; the array is ours. */
+static void free_steps(struct setup_step *steps, size_t n) {
+  setup_steps_free(steps, n);
+  free(steps);
+}
+
 static int parse_steps(const Quilt__V1__ContainerSpec *s, struct setup_step **out,
                        struct qerr *err) {
   struct setup_step *steps = calloc(s->n_setup, sizeof *steps);
@@ -298,7 +304,7 @@ static int parse_steps(const Quilt__V1__ContainerSpec *s, struct setup_step **ou
     return qerr_set(err, ENOMEM, "out of memory");
   for (size_t i = 0; i < s->n_setup; i++)
     if (setup_parse(s->setup[i], &steps[i], err) < 0) {
-      setup_steps_free(steps, i);
+      free_steps(steps, i);
       return err->code;
     }
   *out = steps;
@@ -315,7 +321,7 @@ static int validate_setup(struct quiltd *d, const Quilt__V1__ContainerSpec *s,
                        s->n_setup, SETUP_STEPS_MAX);
   if (parse_steps(s, &steps, err) < 0)
     return err->code;
-  setup_steps_free(steps, s->n_setup);
+  free_steps(steps, s->n_setup);
   if (setup_config_check(&cfg, err) < 0)
     return err->code;
   if (!d->overlay)
@@ -993,7 +999,7 @@ static int setup_lookup(struct container *c, char key[65], struct qerr *err) {
   if (parse_steps(s, &steps, err) < 0)
     return err->code;
   int rc = setup_cache_key(c->image_id, steps, s->n_setup, &cfg, key, err);
-  setup_steps_free(steps, s->n_setup);
+  free_steps(steps, s->n_setup);
   if (rc < 0)
     return rc;
   char layer[PATH_MAX];
@@ -1019,7 +1025,7 @@ static int write_script(struct container *c, const struct setup_run *run, struct
   if (parse_steps(c->spec, &steps, err) < 0)
     return err->code;
   int rc = setup_script(steps, c->spec->n_setup, &cfg, &b, err);
-  setup_steps_free(steps, c->spec->n_setup);
+  free_steps(steps, c->spec->n_setup);
   char path[PATH_MAX + 16];
   snprintf(path, sizeof path, "%s/.quilt-setup", run->view.upper);
   if (rc == 0)
