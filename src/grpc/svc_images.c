@@ -227,7 +227,10 @@ static int remove_image(struct quiltd *d, const Quilt__V1__RemoveImageRequest *r
     resp->n_untagged = 1;
     return 0;
   }
-  if (check_unused(d, info->id, req->force, err) < 0 || image_remove(d->images, info->id, err) < 0)
+  if (check_unused(d, info->id, req->force, err) < 0)
+    return err->code;
+  pool_drop_image(&d->pool, info->id); /* its sandboxes mount it */
+  if (image_remove(d->images, info->id, err) < 0)
     return err->code;
   resp->n_untagged = info->n_tags;
   resp->n_deleted = 1;
@@ -275,6 +278,7 @@ void rpc_prune_images(struct grpc_call *call, const ProtobufCMessage *msg) {
   if (image_list(d->images, collect_unused, &l, &err) == 0 &&
       (ids = calloc(l.n + 1, sizeof *ids))) {
     for (size_t i = 0; i < l.n; i++) {
+      pool_drop_image(&d->pool, l.items[i].id);
       if (image_remove(d->images, l.items[i].id, &err) < 0)
         break;
       ids[resp.n_removed_ids++] = l.items[i].id;

@@ -885,6 +885,10 @@ static int adopt_sandbox(struct container *c, struct warm *w, int *ctl_fd, struc
 
 /* A ready sandbox for c, with c's limits, or NULL: start cold. */
 static struct warm *take_sandbox(struct quiltd *d, struct container *c, const char *rootfs) {
+  /* A container of the default image tells the pool what that is now (a
+   * tag can move to another image). */
+  if (!c->spec->image[0])
+    pool_default_is(&d->pool, c->image_id, rootfs);
   struct warm *w = pool_take(&d->pool, c->image_id, rootfs, ns_flags(c->spec));
   struct cgroup_limits lim = limits_of(c->spec);
   struct qerr err = QERR_INIT;

@@ -196,6 +196,11 @@ void pool_init(struct warm_pool *p, struct quiltd *d, unsigned target) {
 
 /* ------------------------------------------------------------ taking */
 
+static bool same_image(const struct warm *w, const char *image_id, const char *lower) {
+  return image_id[0] ? strcmp(w->image_id, image_id) == 0
+                     : !w->image_id[0] && strcmp(w->rootfs.lower, lower) == 0;
+}
+
 /* A ready sandbox gets its cgroup opened for the taker; one that died or
  * failed while it waited is said why and counted like a failed build. */
 static enum spawn_state check(struct warm_pool *p, struct warm *w) {
@@ -213,9 +218,7 @@ struct warm *pool_take(struct warm_pool *p, const char *image_id, const char *lo
   struct warm **pp = &p->ready;
   while (*pp && ns_flags == POOL_NS_FLAGS) {
     struct warm *w = *pp;
-    bool match = image_id[0] ? strcmp(w->image_id, image_id) == 0
-                             : !w->image_id[0] && strcmp(w->rootfs.lower, lower) == 0;
-    enum spawn_state st = match ? check(p, w) : SPAWN_BUILDING;
+    enum spawn_state st = same_image(w, image_id, lower) ? check(p, w) : SPAWN_BUILDING;
     if (st == SPAWN_BUILDING) { /* another image, or still mounting: keep it */
       pp = &w->next;
       continue;
@@ -256,6 +259,20 @@ void pool_discard(struct warm_pool *p, struct warm *w) {
   sys_pidfd_send_signal(w->proc.pidfd, SIGKILL);
   p->n_reaping++;
   qpidwait_arm(&w->reap, &p->d->ring, w->proc.pidfd, on_reaped);
+}
+
+void pool_default_is(struct warm_pool *p, const char *image_id, const char *lower) {
+  struct warm **pp = &p->ready;
+  while (*pp) {
+    struct warm *w = *pp;
+    if (same_image(w, image_id, lower)) {
+      pp = &w->next;
+      continue;
+    }
+    *pp = w->next;
+    p->n_ready--;
+    pool_discard(p, w);
+  }
 }
 
 void pool_drop_image(struct warm_pool *p, const char *image_id) {

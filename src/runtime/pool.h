@@ -66,6 +66,9 @@ bool pool_wants(const struct warm_pool *p);
  * id is "") and those namespaces, or NULL (a miss). The caller owns it. */
 struct warm *pool_take(struct warm_pool *p, const char *image_id, const char *lower,
                        int ns_flags);
+/* The default image is now `image_id` (or the directory `lower`): sandboxes
+ * of any other are stale; they are discarded (and the pool refills). */
+void pool_default_is(struct warm_pool *p, const char *image_id, const char *lower);
 /* Kills a sandbox nobody will use, then (once reaped) removes its cgroup
  * and directory. */
 void pool_discard(struct warm_pool *p, struct warm *w);

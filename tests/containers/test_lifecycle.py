@@ -1292,6 +1292,38 @@ class RestartTest(QuiltTestCase):
         self.assertEqual(leftovers(d, warm), [])
         type(self).seen_ids |= warm
 
+    def test_pool_follows_the_default_image(self):
+        """When busybox:latest moves to another image, the pool's sandboxes
+        of the old one are dropped and it refills with the new one."""
+        import io
+        import tarfile
+        self.require_pool()
+        d = self.daemon
+        old = d.wait_pool_ready()
+        rootfs = os.path.join(os.path.dirname(os.environ["QUILTD"]), "busybox-rootfs")
+        archive = os.path.join(self.tmp, "busybox-marked.tar")
+        with tarfile.open(archive, "w") as t:
+            t.add(rootfs, arcname=".")
+            ti = tarfile.TarInfo("etc/quilt-marker")
+            ti.size = 4
+            t.addfile(ti, io.BytesIO(b"new\n"))
+        for _ in self.stub.ImportImage(pb.ImportImageRequest(path=archive,
+                                                             tags=["busybox:latest"]),
+                                       timeout=60):
+            pass
+        c, w, out = self.run_container(["cat", "/etc/quilt-marker"])
+        self.assertEqual((w.exit_code, out), (0, b"new\n"))
+        deadline = time.monotonic() + 20
+        while old & d.dir_ids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(old & d.dir_ids(), set(), "stale sandboxes kept")
+        fresh = d.wait_pool_ready()
+        hits = d.metric("quilt_warm_pool_hits_total")
+        c2, w2, out2 = self.run_container(["cat", "/etc/quilt-marker"])
+        self.assertEqual(out2, b"new\n")
+        self.assertIn(c2.id, fresh)
+        self.assertEqual(d.metric("quilt_warm_pool_hits_total"), hits + 1)
+
     def test_pool_serves_and_refills(self):
         self.require_pool()
         d = self.daemon
