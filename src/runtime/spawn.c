@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <linux/sched.h>
 #include <net/if.h>
 #include <poll.h>
@@ -18,6 +19,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -260,6 +262,44 @@ static void switch_user(struct child *c, const char *user) {
     child_fail(c, GRPC_FAILED_PRECONDITION, errno, "switching to user %s (%u:%u)", user, uid, gid);
 }
 
+/* What a container's processes may keep: the set Docker gives by default.
+ * Everything else (SYS_ADMIN, SYS_MODULE, SYS_PTRACE, NET_ADMIN, ...) leaves
+ * the bounding set, so not even a setuid binary gets it back. */
+#define CAP_BIT(c) (1ull << (c))
+static const uint64_t kept_caps =
+    CAP_BIT(CAP_CHOWN) | CAP_BIT(CAP_DAC_OVERRIDE) | CAP_BIT(CAP_FOWNER) |
+    CAP_BIT(CAP_FSETID) | CAP_BIT(CAP_KILL) | CAP_BIT(CAP_SETGID) | CAP_BIT(CAP_SETUID) |
+    CAP_BIT(CAP_SETPCAP) | CAP_BIT(CAP_NET_BIND_SERVICE) | CAP_BIT(CAP_NET_RAW) |
+    CAP_BIT(CAP_SYS_CHROOT) | CAP_BIT(CAP_MKNOD) | CAP_BIT(CAP_AUDIT_WRITE) |
+    CAP_BIT(CAP_SETFCAP);
+
+/* Before the user switch: dropping from the bounding set needs SETPCAP. */
+static void drop_bounding_caps(struct child *c) {
+  for (int cap = 0; cap < 64; cap++) {
+    if (kept_caps & CAP_BIT(cap))
+      continue;
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) /* EINVAL: no such cap */
+      child_fail(c, GRPC_INTERNAL, errno, "dropping capability %d", cap);
+  }
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+}
+
+/* After it: root keeps the default set; another user has none left. */
+static void limit_caps(struct child *c) {
+  struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+  struct __user_cap_data_struct data[2];
+  if (syscall(SYS_capget, &hdr, data) < 0)
+    child_fail(c, GRPC_INTERNAL, errno, "reading capabilities");
+  for (int i = 0; i < 2; i++) {
+    uint32_t keep = (uint32_t)(kept_caps >> (32 * i));
+    data[i].effective &= keep;
+    data[i].permitted &= keep;
+    data[i].inheritable = 0;
+  }
+  if (syscall(SYS_capset, &hdr, data) < 0)
+    child_fail(c, GRPC_INTERNAL, errno, "limiting capabilities");
+}
+
 static void set_rlimits(void) {
   /* Within the hard limit we were given: never try to raise it. */
   struct rlimit rl;
@@ -395,7 +435,9 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
     child_fail(c, GRPC_INTERNAL, errno, "setting hostname %s", ex.hostname);
   if (ex.resolv_conf[0])
     write_resolv_conf(c, ex.resolv_conf);
+  drop_bounding_caps(c);
   switch_user(c, ex.user);
+  limit_caps(c);
   const char *cwd = ex.cwd[0] ? ex.cwd : "/";
   if (chdir(cwd) < 0)
     child_fail(c, GRPC_FAILED_PRECONDITION, errno, "working directory %s", cwd);

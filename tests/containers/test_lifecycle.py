@@ -535,6 +535,25 @@ class IsolationTest(QuiltTestCase):
         'echo "shm=$(tail -n +2 /proc/sysvipc/shm | wc -l)"',
     ])
 
+    def test_capabilities_are_the_default_set(self):
+        """Root in a container keeps Docker's default capabilities and no
+        more: no SYS_ADMIN (mount), nothing in the bounding set beyond them."""
+        script = ("grep -E '^Cap(Prm|Eff|Bnd|Amb|Inh)' /proc/self/status | tr -d '\\t' | "
+                  "sed 's/:/=/'; mount -t tmpfs none /tmp 2>/dev/null && echo mount=allowed "
+                  "|| echo mount=refused; chown 1:1 /tmp && echo chown=ok")
+        _, w, out = self.run_container(["sh", "-c", script])
+        kv = parse_kv(out)
+        want = "00000000a80425fb"
+        self.assertEqual((kv.get("CapPrm"), kv.get("CapEff"), kv.get("CapBnd")),
+                         (want, want, want), out)
+        self.assertEqual((kv.get("CapInh"), kv.get("CapAmb")),
+                         ("0000000000000000", "0000000000000000"), out)
+        self.assertEqual((kv.get("mount"), kv.get("chown")), ("refused", "ok"), out)
+        # Another user has none left, and cannot get them back.
+        _, w, out = self.run_container(["sh", "-c", script], user="1000")
+        kv = parse_kv(out)
+        self.assertEqual((kv.get("CapEff"), kv.get("CapBnd")), ("0000000000000000", want), out)
+
     def test_pid1_hostname_net_ipc(self):
         shmid = self.host_shm_segment()
         try:
