@@ -61,8 +61,10 @@ def leftovers(daemon, ids, fd_baseline=None, timeout=10.0):
                     problems.append("cgroup dir left: %s (processes: %s)"
                                     % (path, " ".join(procs) or "none"))
             cdir = os.path.join(daemon.root, "containers", cid)
-            if os.path.exists(cdir):
+            try:  # the janitor may be deleting it right now
                 problems.append("container dir left: %s (%s)" % (cdir, os.listdir(cdir)))
+            except FileNotFoundError:
+                pass
         for pid, line in sorted(quiltlib.pids_in_cgroups_named(ids).items()):
             if quiltlib.process_alive(pid):
                 problems.append("process %d still in container cgroup %s" % (pid, line))
