@@ -12,23 +12,8 @@ import os
 import statistics
 import sys
 
-
-def read_env(path):
-    env = {}
-    with open(path) as f:
-        for line in f:
-            line = line.rstrip("\n")
-            if "=" in line:
-                k, v = line.split("=", 1)
-                env[k] = v
-    return env
-
-
-def pct(s, p):
-    k = (len(s) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchlib import pct, read_env  # noqa: E402
 
 
 def stats(vals):

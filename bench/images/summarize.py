@@ -1,21 +1,15 @@
 #!/usr/bin/env python3
 """Summarizes bench/images/run: per format, quilt import vs tar + sync."""
+import os
 import json
 import statistics
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchlib import read_env  # noqa: E402
+
 TARGET_RATIO = 1.2
 TARGET_CACHED_S = 0.010
-
-
-def read_env(path):
-    env = {}
-    with open(path) as f:
-        for line in f:
-            if "=" in line:
-                k, v = line.rstrip("\n").split("=", 1)
-                env[k] = v
-    return env
 
 
 def main():

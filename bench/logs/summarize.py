@@ -6,22 +6,15 @@ Usage: summarize.py GLOBAL_ENV RUNS_TXT OUT_JSON [--strict=0|1]
 RUNS_TXT has one line per measured run, key=value pairs (gen, rep, mode in
 ceiling|log|pipe, seconds, ...), the last one being uptime=<rest of line>.
 """
+import os
 import json
 import statistics
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchlib import read_env  # noqa: E402
+
 TARGET_MIB_S = 300  # payload into the log file, fastest generator
-
-
-def read_env(path):
-    env = {}
-    with open(path) as f:
-        for line in f:
-            line = line.rstrip("\n")
-            if "=" in line:
-                k, v = line.split("=", 1)
-                env[k] = v
-    return env
 
 
 def parse_runs(path):

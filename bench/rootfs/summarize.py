@@ -8,29 +8,15 @@ RAW_FILE (written by rootfs_bench) has one line per iteration,
 total_ns", and "# key=value" notes. Exit 3 under --strict=1 when the
 target (overlay rootfs_prepare p50 under 1 ms) is missed.
 """
+import os
 import json
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchlib import pct, read_env  # noqa: E402
+
 STEPS = ["mkdir", "prepare", "mount", "umount", "release", "rmdir"]
 TARGET_US = 1000.0  # issue 4: preparing a container's rootfs, p50
-
-
-def read_env(path):
-    env = {}
-    with open(path) as f:
-        for line in f:
-            k, sep, v = line.rstrip("\n").partition("=")
-            if sep:
-                env[k] = v
-    return env
-
-
-def pct(s, p):
-    """Percentile with linear interpolation between closest ranks."""
-    k = (len(s) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 def stats(vals_us):

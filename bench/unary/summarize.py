@@ -15,21 +15,13 @@ import re
 import statistics
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchlib import read_env  # noqa: E402
+
 TARGET_RPS = 100_000          # unary RPCs/s over 64 concurrent streams
 TARGET_RSS_KB = 16 * 1024     # daemon RSS under 16 MiB
 TARGET_SCENARIO = "c1-m64"
 UNIT_US = {"us": 1.0, "ms": 1e3, "s": 1e6}
-
-
-def read_env(path):
-    env = {}
-    with open(path) as f:
-        for line in f:
-            line = line.rstrip("\n")
-            if "=" in line:
-                k, v = line.split("=", 1)
-                env[k] = v
-    return env
 
 
 def to_us(tok):
