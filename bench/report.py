@@ -286,6 +286,18 @@ def logs_rows(lg, docker):
     return rows
 
 
+def setup_rows(st):
+    pl = get(st, "series", "plain", "total_us", default={})
+    ca = get(st, "series", "cached", "total_us", default={})
+    return [{
+        "scenario": f"setup: container on a cached setup layer vs no setup, p50 ({ca.get('n')} runs)",
+        "quilt": ms(ca.get("p50")),
+        "peers": [f"no setup {ms(pl.get('p50'))}"],
+        "ratio": rx(st.get("ratio_p50"), "no setup"),
+        "target": "<= 1.10x no setup",
+        "met": get(st, "target", "met")}]
+
+
 def floor_rows(fl):
     rows = []
     for s in get(fl, "series", default=[]):
@@ -499,6 +511,7 @@ def main():
         "api": lambda: api_rows(results.get("api", {})),
         "unary": lambda: unary_rows(results.get("unary", {})),
         "logs": lambda: logs_rows(results.get("logs", {}), results.get("docker")),
+        "setup": lambda: setup_rows(results.get("setup", {})),
         "floor": lambda: floor_rows(results.get("floor", {})),
     }
     for e in entries:

@@ -12,8 +12,10 @@
  *
  * Subcommands (times are written one run per line, in microseconds):
  *
- *   spawn --socket S --runs N [--warmup W] [--keep] [--drain] [--out F] -- CMD...
- *       per run: CreateContainer(command=CMD, auto_remove unless --keep),
+ *   spawn --socket S --runs N [--warmup W] [--keep] [--drain] [--out F]
+ *         [--image REF] [--setup SPEC]... -- CMD...
+ *       per run: CreateContainer(command=CMD, auto_remove unless --keep,
+ *       image and setup steps as given),
  *       then WaitContainer(id). With --drain, then StreamLogs(follow, tail 1)
  *       read to its end: it ends only once the container has exited and
  *       quiltd has drained both pipes into the log file and closed it.
@@ -57,7 +59,7 @@ static uint64_t now_ns(void) {
 
 static void usage(void) {
   fputs("usage: spawn_client spawn --socket S --runs N [--warmup W] [--keep] [--drain] "
-        "[--out F] -- CMD...\n"
+        "[--out F] [--image REF] [--setup SPEC]... -- CMD...\n"
         "       spawn_client exec --runs N [--warmup W] [--out F] -- CMD...\n"
         "       spawn_client rm --socket S ID\n"
         "       spawn_client logsize FILE...\n",
@@ -65,9 +67,14 @@ static void usage(void) {
   exit(2);
 }
 
+#define MAX_SETUP 8
+
 struct opts {
   const char *socket;
   const char *out;
+  const char *image;
+  char *setup[MAX_SETUP];
+  size_t nsetup;
   long runs, warmup;
   bool keep, drain;
   char **cmd;
@@ -81,6 +88,8 @@ static void parse(int argc, char **argv, struct opts *o) {
                                      {"out", required_argument, 0, 'o'},
                                      {"keep", no_argument, 0, 'k'},
                                      {"drain", no_argument, 0, 'd'},
+                                     {"image", required_argument, 0, 'i'},
+                                     {"setup", required_argument, 0, 'S'},
                                      {0, 0, 0, 0}};
   int c;
   *o = (struct opts){.runs = 1};
@@ -93,6 +102,12 @@ static void parse(int argc, char **argv, struct opts *o) {
     case 'o': o->out = optarg; break;
     case 'k': o->keep = true; break;
     case 'd': o->drain = true; break;
+    case 'i': o->image = optarg; break;
+    case 'S':
+      if (o->nsetup == MAX_SETUP)
+        usage();
+      o->setup[o->nsetup++] = optarg;
+      break;
     default: usage();
     }
   }
@@ -142,6 +157,9 @@ static int cmd_spawn(int argc, char **argv) {
   spec.command = o.cmd;
   spec.n_command = o.ncmd;
   spec.auto_remove = !o.keep;
+  spec.image = (char *)(o.image ? o.image : "");
+  spec.setup = o.setup;
+  spec.n_setup = o.nsetup;
   Quilt__V1__CreateContainerRequest creq = QUILT__V1__CREATE_CONTAINER_REQUEST__INIT;
   creq.spec = &spec;
 

@@ -1,5 +1,5 @@
 /* Container commands on existing containers: start, status, list/ps, stop,
- * kill, remove/rm, wait, stats. */
+ * kill, pause/unpause, remove/rm, wait, stats. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -426,6 +426,86 @@ const struct cli_command cli_cmd_kill = {
              "      --json         print a JSON array of {id, signal}\n"
              "  -h, --help         show this help\n",
     .run = run_kill,
+};
+
+/* ------------------------------------------------------------ pause, unpause */
+
+static int freeze_one(struct cli_ctx *ctx, const char *ref, struct ctr_each *each,
+                      struct qerr *err) {
+  bool pause = *(const bool *)each->arg;
+  /* Both requests are {id}, both responses {container}: one shape. */
+  Quilt__V1__PauseContainerRequest req = QUILT__V1__PAUSE_CONTAINER_REQUEST__INIT;
+  req.id = (char *)ref;
+  cleanup_msg ProtobufCMessage *resp = NULL;
+  int r = ctr_call(ctx, pause ? QCLIENT_QUILT("PauseContainer") : QCLIENT_QUILT("ResumeContainer"),
+                   &req.base, &quilt__v1__pause_container_response__descriptor, &resp,
+                   CLI_DEFAULT_TIMEOUT_NS, err);
+  if (r < 0)
+    return r;
+  const Quilt__V1__PauseContainerResponse *pr = (const void *)resp;
+  if (!ctx->json)
+    fprintf(ctx->out, "%s\n", ref);
+  else if (pr->container)
+    json_message(&each->j, NULL, &pr->container->base);
+  return 0;
+}
+
+static int run_freeze(struct cli_ctx *ctx, int argc, char **argv, bool pause) {
+  int c, code = CLI_EXIT_OK;
+  static const struct option none[] = {{NULL, 0, NULL, 0}};
+  while ((c = cli_getopt(ctx, argc, argv, "", none, &code)) != -1)
+    if (c == CLI_OPT_EXIT)
+      return code;
+  if (optind >= argc)
+    return cli_cmd_usage_error(ctx, "missing container id or name");
+  return ctr_for_each(ctx, argc, argv, optind, freeze_one, &pause);
+}
+
+static int run_pause(struct cli_ctx *ctx, int argc, char **argv) {
+  return run_freeze(ctx, argc, argv, true);
+}
+
+static int run_unpause(struct cli_ctx *ctx, int argc, char **argv) {
+  return run_freeze(ctx, argc, argv, false);
+}
+
+const struct cli_command cli_cmd_pause = {
+    .name = "pause",
+    .summary = "Freeze every process of running containers",
+    .usage = "pause [--json] CONTAINER...\n"
+             "\n"
+             "Freezes each container's processes (cgroup freezer): they use no CPU until\n"
+             "unpause. stop, kill and rm -f work on a paused container. Goes on past\n"
+             "failures; exits 1 if any failed.\n"
+             "\n"
+             "Options:\n"
+             "      --json   print a JSON array of the paused containers\n"
+             "  -h, --help   show this help\n",
+    .run = run_pause,
+};
+
+#define UNPAUSE_USAGE(name)                                                             \
+  name " [--json] CONTAINER...\n"                                                     \
+       "\n"                                                                           \
+       "Thaws paused containers: their processes run again. Goes on past failures;\n" \
+       "exits 1 if any failed.\n"                                                     \
+       "\n"                                                                           \
+       "Options:\n"                                                                   \
+       "      --json   print a JSON array of the resumed containers\n"                \
+       "  -h, --help   show this help\n"
+
+const struct cli_command cli_cmd_unpause = {
+    .name = "unpause",
+    .summary = "Thaw paused containers",
+    .usage = UNPAUSE_USAGE("unpause"),
+    .run = run_unpause,
+};
+
+const struct cli_command cli_cmd_resume = {
+    .name = "resume",
+    .summary = "Thaw paused containers (same as unpause)",
+    .usage = UNPAUSE_USAGE("resume"),
+    .run = run_unpause,
 };
 
 /* ------------------------------------------------------------ remove */

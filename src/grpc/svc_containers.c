@@ -104,6 +104,31 @@ void rpc_kill(struct grpc_call *call, const ProtobufCMessage *msg) {
   grpc_call_reply(call, &resp.base);
 }
 
+/* Pause and Resume answer with the container, as Stop does. */
+static void freeze_rpc(struct grpc_call *call, const char *id, bool pause) {
+  struct container *c = lookup(call, id);
+  if (!c)
+    return;
+  struct qerr err = QERR_INIT;
+  if ((pause ? container_pause(c, &err) : container_resume(c, &err)) < 0) {
+    grpc_call_fail(call, &err);
+    return;
+  }
+  Quilt__V1__Container pb;
+  container_to_pb(c, &pb);
+  Quilt__V1__PauseContainerResponse resp = QUILT__V1__PAUSE_CONTAINER_RESPONSE__INIT;
+  resp.container = &pb;
+  grpc_call_reply(call, &resp.base);
+}
+
+void rpc_pause(struct grpc_call *call, const ProtobufCMessage *msg) {
+  freeze_rpc(call, ((const Quilt__V1__PauseContainerRequest *)msg)->id, true);
+}
+
+void rpc_resume(struct grpc_call *call, const ProtobufCMessage *msg) {
+  freeze_rpc(call, ((const Quilt__V1__ResumeContainerRequest *)msg)->id, false);
+}
+
 void rpc_remove(struct grpc_call *call, const ProtobufCMessage *msg) {
   const Quilt__V1__RemoveContainerRequest *req = (const void *)msg;
   struct container *c = lookup(call, req->id);

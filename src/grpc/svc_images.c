@@ -293,6 +293,7 @@ void rpc_prune_images(struct grpc_call *call, const ProtobufCMessage *msg) {
     for (size_t i = 0; i < ll.n; i++) {
       char path[PATH_MAX];
       snprintf(path, sizeof path, "%s/layers/%s", d->cfg.root_dir, ll.keys[i]);
+      pool_drop_layer(&d->pool, path); /* its sandboxes mount it */
       if (janitor_remove(&d->janitor, path, &err) < 0)
         break;
       keys[resp.n_removed_layers++] = ll.keys[i];

@@ -51,6 +51,8 @@ static const struct grpc_method methods[] = {
     M("ListContainers", GRPC_UNARY, list_containers_request, rpc_list),
     M("StopContainer", GRPC_UNARY, stop_container_request, rpc_stop),
     M("KillContainer", GRPC_UNARY, kill_container_request, rpc_kill),
+    M("PauseContainer", GRPC_UNARY, pause_container_request, rpc_pause),
+    M("ResumeContainer", GRPC_UNARY, resume_container_request, rpc_resume),
     M("RemoveContainer", GRPC_UNARY, remove_container_request, rpc_remove),
     M("WaitContainer", GRPC_UNARY, wait_container_request, rpc_wait),
     M("StreamLogs", GRPC_SERVER_STREAM, stream_logs_request, rpc_logs),

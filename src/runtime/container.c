@@ -632,6 +632,8 @@ static void adopt_files(struct container *c, const struct warm *w) {
 
 static int start(struct container *c, struct warm *w, struct qerr *err);
 static struct warm *take_sandbox(struct quiltd *d, struct container *c, const char *rootfs);
+static bool pool_lower(struct container *c, const char *rootfs, char lower[PATH_MAX],
+                       char key[65]);
 
 static void create_from(struct quiltd *d, struct grpc_call *call,
                         const Quilt__V1__CreateContainerRequest *req, const char *rootfs,
@@ -727,12 +729,14 @@ static void create_from(struct quiltd *d, struct grpc_call *call,
   }
   snprintf(c->image_id, sizeof c->image_id, "%s", image_id);
   struct warm *w = NULL;
+  char lower[PATH_MAX], key[65];
   int rc = prepare_command(c, &err);
-  if (rc == 0 && spec->n_setup == 0) /* steps add a layer: not the pool's rootfs */
-    w = take_sandbox(d, c, rootfs);
-  if (w)
+  if (rc == 0 && pool_lower(c, rootfs, lower, key))
+    w = take_sandbox(d, c, lower);
+  if (w) {
     adopt_files(c, w);
-  else if (rc == 0)
+    snprintf(c->setup_key, sizeof c->setup_key, "%s", key); /* its layer is mounted */
+  } else if (rc == 0)
     rc = prepare_files(c, rootfs, &err);
   if (rc < 0) {
     struct qerr ignore = QERR_INIT;
@@ -988,12 +992,9 @@ static void apply_layer(struct container *c, const char *key) {
   snprintf(c->setup_key, sizeof c->setup_key, "%s", key);
 }
 
-/* 1: no steps, or their layer is there (applied); 0: they must run, with
- * key filled; <0: error. */
-static int setup_lookup(struct container *c, char key[65], struct qerr *err) {
+/* The cache key of c's steps (c has some). */
+static int setup_key_of(struct container *c, char key[65], struct qerr *err) {
   const Quilt__V1__ContainerSpec *s = c->spec;
-  if (s->n_setup == 0 || c->setup_key[0])
-    return 1;
   if (!c->image_id[0])
     return qerr_status(err, GRPC_FAILED_PRECONDITION, EINVAL,
                        "setup steps need an image of the store: their layer is kept per image");
@@ -1004,19 +1005,50 @@ static int setup_lookup(struct container *c, char key[65], struct qerr *err) {
     return err->code;
   int rc = setup_cache_key(c->image_id, steps, s->n_setup, &cfg, key, err);
   free_steps(steps, s->n_setup);
-  if (rc < 0)
-    return rc;
+  return rc;
+}
+
+static bool layer_present(const struct quiltd *d, const char *key) {
   char layer[PATH_MAX];
   struct stat st;
-  layer_path(c->d, key, layer);
-  if (stat(layer, &st) < 0)
-    return 0;
-  apply_layer(c, key);
+  layer_path(d, key, layer);
+  return stat(layer, &st) == 0;
+}
+
+static void setup_reused(struct container *c, const char *key) {
   c->setup_reused = true;
   char detail[80];
   snprintf(detail, sizeof detail, "reused %s", key);
   publish(c, EV(SETUP_DONE), detail);
+}
+
+/* 1: no steps, or their layer is there (applied); 0: they must run, with
+ * key filled; <0: error. */
+static int setup_lookup(struct container *c, char key[65], struct qerr *err) {
+  if (c->spec->n_setup == 0 || c->setup_key[0])
+    return 1;
+  if (setup_key_of(c, key, err) < 0)
+    return err->code;
+  if (!layer_present(c->d, key))
+    return 0;
+  apply_layer(c, key);
+  setup_reused(c, key);
   return 1;
+}
+
+/* The rootfs a pooled sandbox of c must have: the image's, under the
+ * layer of c's steps when that is cached; false when steps must run. */
+static bool pool_lower(struct container *c, const char *rootfs, char lower[PATH_MAX],
+                       char key[65]) {
+  key[0] = 0;
+  if (c->spec->n_setup == 0)
+    return snprintf(lower, PATH_MAX, "%s", rootfs) < PATH_MAX;
+  struct qerr ignore = QERR_INIT; /* start() says it again, as a status */
+  char layer[PATH_MAX];
+  if (setup_key_of(c, key, &ignore) < 0 || !layer_present(c->d, key))
+    return false;
+  layer_path(c->d, key, layer);
+  return snprintf(lower, PATH_MAX, "%s:%s", layer, rootfs) < PATH_MAX;
 }
 
 /* The script goes into the setup sandbox's upper layer, removed again
@@ -1217,6 +1249,8 @@ static int start(struct container *c, struct warm *w, struct qerr *err) {
   char sid[13], hostname[72], key[65];
   const Quilt__V1__ContainerSpec *s = c->spec;
   int need = w ? 1 : setup_lookup(c, key, err);
+  if (w && c->setup_key[0])
+    setup_reused(c, c->setup_key);
   if (need == 0 && (need = setup_launch(c, key, err)) == 0)
     return 0; /* the steps run; the start goes on when they are done */
   if (need < 0) {
@@ -1382,6 +1416,38 @@ void containers_run_deferred(struct quiltd *d) {
 
 /* ------------------------------------------------------------ stop, kill */
 
+static int set_frozen(struct container *c, bool frozen, struct qerr *err) {
+  if (!c->cg)
+    return qerr_status(err, GRPC_FAILED_PRECONDITION, EOPNOTSUPP,
+                       "container %.12s has no cgroup to freeze (cgroups unavailable)", c->id);
+  if (cgroup_freeze(c->cg, frozen, err) < 0)
+    return qerr_wrap(err, "%s container %.12s", frozen ? "pausing" : "resuming", c->id);
+  c->state = frozen ? ST(PAUSED) : ST(RUNNING);
+  persist(c);
+  publish(c, frozen ? EV(PAUSED) : EV(RESUMED), NULL);
+  return 0;
+}
+
+int container_pause(struct container *c, struct qerr *err) {
+  if (c->state == ST(PAUSED))
+    return qerr_status(err, GRPC_FAILED_PRECONDITION, EALREADY,
+                       "container %.12s is already paused", c->id);
+  if (c->state != ST(RUNNING) || c->pidfd < 0)
+    return qerr_status(err, GRPC_FAILED_PRECONDITION, ESRCH, "container %.12s is not running",
+                       c->id);
+  if (c->setup)
+    return qerr_status(err, GRPC_FAILED_PRECONDITION, EBUSY,
+                       "container %.12s is running its setup steps", c->id);
+  return set_frozen(c, true, err);
+}
+
+int container_resume(struct container *c, struct qerr *err) {
+  if (c->state != ST(PAUSED))
+    return qerr_status(err, GRPC_FAILED_PRECONDITION, EINVAL, "container %.12s is not paused",
+                       c->id);
+  return set_frozen(c, false, err);
+}
+
 int container_kill(struct container *c, int sig, struct qerr *err) {
   if (!container_is_active(c) || c->pidfd < 0)
     return qerr_status(err, GRPC_FAILED_PRECONDITION, ESRCH, "container %.12s is not running",
@@ -1390,6 +1456,10 @@ int container_kill(struct container *c, int sig, struct qerr *err) {
     return qerr_status(err, GRPC_INVALID_ARGUMENT, EINVAL, "invalid signal %d", sig);
   if (sys_pidfd_send_signal(c->pidfd, sig) < 0 && errno != ESRCH)
     return qerr_errno(err, "signalling container %.12s", c->id);
+  /* A frozen process acts on no signal (v1 holds even SIGKILL): thaw it,
+   * as docker does for stop and kill of a paused container. */
+  if (c->state == ST(PAUSED))
+    return set_frozen(c, false, err);
   return 0;
 }
 

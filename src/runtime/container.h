@@ -86,7 +86,13 @@ void container_create(struct quiltd *d, struct grpc_call *call,
 void container_start_rpc(struct quiltd *d, struct grpc_call *call, struct container *c);
 void container_stop_rpc(struct quiltd *d, struct grpc_call *call, struct container *c,
                         unsigned timeout_s);
+/* Signals the main process; a paused container is thawed after the signal
+ * was sent, so that it can act on it. */
 int container_kill(struct container *c, int sig, struct qerr *err);
+/* Freezes every process of a running container (state paused) / thaws a
+ * paused one (running again). */
+int container_pause(struct container *c, struct qerr *err);
+int container_resume(struct container *c, struct qerr *err);
 void container_remove_rpc(struct quiltd *d, struct grpc_call *call, struct container *c,
                           bool force);
 void container_wait_rpc(struct quiltd *d, struct grpc_call *call, struct container *c);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/clock.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "daemon.h"
@@ -114,11 +115,27 @@ static int clone_sandbox(struct warm_pool *p, struct warm *w, struct qerr *err) 
   return rc;
 }
 
+/* The default view follows the default image (a tag can move); a learned
+ * one is fixed. */
+static int view_rootfs(struct warm_pool *p, struct warm *w, char lower[PATH_MAX],
+                       struct qerr *err) {
+  struct pool_view *v = &p->views[w->view];
+  if (w->view == 0) {
+    if (container_resolve_image(p->d, "", lower, w->image_id, err) < 0)
+      return err->code;
+    snprintf(v->image_id, sizeof v->image_id, "%s", w->image_id);
+    snprintf(v->lower, sizeof v->lower, "%s", lower);
+    return 0;
+  }
+  snprintf(w->image_id, sizeof w->image_id, "%s", v->image_id);
+  snprintf(lower, PATH_MAX, "%s", v->lower);
+  return 0;
+}
+
 static int build(struct warm_pool *p, struct warm *w, struct qerr *err) {
   struct quiltd *d = p->d;
   char lower[PATH_MAX];
-  if (container_resolve_image(d, "", lower, w->image_id, err) < 0 ||
-      container_new_id(w->id, err) < 0)
+  if (view_rootfs(p, w, lower, err) < 0 || container_new_id(w->id, err) < 0)
     return err->code;
   snprintf(w->dir, sizeof w->dir, "%s/containers/%s", d->cfg.root_dir, w->id);
   if (rootfs_plan(lower, w->dir, d->overlay ? ROOTFS_OVERLAY : ROOTFS_COPY, &w->rootfs, err) < 0)
@@ -152,9 +169,39 @@ static void build_failed(struct warm_pool *p, const char *msg) {
   qtimer_after(&p->d->timers, &p->wake, p->backoff_ns, on_wake);
 }
 
+static bool view_short(const struct warm_pool *p, unsigned i) {
+  return p->views[i].used && p->views[i].n_ready < p->target;
+}
+
+/* The next view short of sandboxes, round robin; POOL_MAX_VIEWS: none. */
+static unsigned view_to_build(const struct warm_pool *p) {
+  for (unsigned k = 0; k < POOL_MAX_VIEWS; k++) {
+    unsigned i = (p->next_view + k) % POOL_MAX_VIEWS;
+    if (view_short(p, i))
+      return i;
+  }
+  return POOL_MAX_VIEWS;
+}
+
 bool pool_wants(const struct warm_pool *p) {
-  return !p->stopped && p->n_ready < p->target &&
+  return !p->stopped && view_to_build(p) < POOL_MAX_VIEWS &&
          !(p->backoff_ns && qtimer_pending(&p->wake));
+}
+
+static void push_ready(struct warm_pool *p, struct warm *w) {
+  w->next = p->ready;
+  p->ready = w;
+  p->n_ready++;
+  p->views[w->view].n_ready++;
+}
+
+/* Takes w out of the ready list (pp points at the link to it). */
+static void unlink_ready(struct warm_pool *p, struct warm **pp) {
+  struct warm *w = *pp;
+  *pp = w->next;
+  w->next = NULL;
+  p->n_ready--;
+  p->views[w->view].n_ready--;
 }
 
 void pool_refill(struct warm_pool *p) {
@@ -166,6 +213,8 @@ void pool_refill(struct warm_pool *p) {
     build_failed(p, "out of memory");
     return;
   }
+  w->view = view_to_build(p);
+  p->next_view = (w->view + 1) % POOL_MAX_VIEWS;
   if (build(p, w, &err) < 0) {
     if (w->proc.pid > 0)
       pool_discard(p, w);
@@ -180,9 +229,7 @@ void pool_refill(struct warm_pool *p) {
     log_info("warm pool: building sandboxes again");
   p->backoff_ns = 0;
   p->built++;
-  w->next = p->ready;
-  p->ready = w;
-  p->n_ready++;
+  push_ready(p, w);
   /* Still short: make sure the loop comes round again even if idle. */
   if (pool_wants(p) && !qtimer_pending(&p->wake))
     qtimer_after(&p->d->timers, &p->wake, 0, on_wake);
@@ -190,15 +237,91 @@ void pool_refill(struct warm_pool *p) {
 
 void pool_init(struct warm_pool *p, struct quiltd *d, unsigned target) {
   *p = (struct warm_pool){.d = d, .target = target};
+  p->views[0].used = target > 0;
   if (target)
     qtimer_after(&d->timers, &p->wake, 0, on_wake);
 }
 
+/* ------------------------------------------------------------ views */
+
+static bool is_view(const struct pool_view *v, const char *image_id, const char *lower) {
+  return v->used && strcmp(v->image_id, image_id) == 0 && strcmp(v->lower, lower) == 0;
+}
+
+/* Discards the ready sandboxes of view i, or of every view when i is
+ * POOL_MAX_VIEWS, whose rootfs `keep` says no to. */
+static void discard_where(struct warm_pool *p, unsigned i,
+                          bool (*keep)(const struct warm *w, const void *arg), const void *arg) {
+  struct warm **pp = &p->ready;
+  while (*pp) {
+    struct warm *w = *pp;
+    if ((i < POOL_MAX_VIEWS && w->view != i) || keep(w, arg)) {
+      pp = &w->next;
+      continue;
+    }
+    unlink_ready(p, pp);
+    pool_discard(p, w);
+  }
+}
+
+static bool keep_none(const struct warm *w, const void *arg) {
+  (void)w;
+  (void)arg;
+  return false;
+}
+
+static void forget_view(struct warm_pool *p, unsigned i) {
+  log_debug("warm pool: forgetting %.12s (%s)", p->views[i].image_id, p->views[i].lower);
+  discard_where(p, i, keep_none, NULL);
+  p->views[i] = (struct pool_view){0};
+}
+
+static void on_expire(struct qtimer *t) {
+  struct warm_pool *p = container_of(t, struct warm_pool, expire);
+  uint64_t now = clock_mono_ns();
+  bool any = false;
+  for (unsigned i = 1; i < POOL_MAX_VIEWS; i++) {
+    if (p->views[i].used && now - p->views[i].last_use_ns >= POOL_VIEW_IDLE_NS)
+      forget_view(p, i);
+    any |= p->views[i].used;
+  }
+  if (any)
+    qtimer_after(&p->d->timers, &p->expire, POOL_VIEW_IDLE_NS / 4, on_expire);
+}
+
+/* A learned view for that rootfs: a free slot, else the least recently
+ * used one's. */
+static void learn_view(struct warm_pool *p, const char *image_id, const char *lower) {
+  if (!p->target || p->stopped || is_view(&p->views[0], image_id, lower))
+    return;
+  unsigned pick = 1;
+  for (unsigned i = 1; i < POOL_MAX_VIEWS; i++) {
+    if (!p->views[i].used) {
+      pick = i;
+      break;
+    }
+    if (p->views[i].last_use_ns < p->views[pick].last_use_ns)
+      pick = i;
+  }
+  if (p->views[pick].used)
+    forget_view(p, pick);
+  struct pool_view *v = &p->views[pick];
+  if (snprintf(v->lower, sizeof v->lower, "%s", lower) >= (int)sizeof v->lower)
+    return;
+  snprintf(v->image_id, sizeof v->image_id, "%s", image_id);
+  v->used = true;
+  v->last_use_ns = clock_mono_ns();
+  p->views_learned++;
+  if (!qtimer_pending(&p->expire))
+    qtimer_after(&p->d->timers, &p->expire, POOL_VIEW_IDLE_NS / 4, on_expire);
+  if (!qtimer_pending(&p->wake))
+    qtimer_after(&p->d->timers, &p->wake, 0, on_wake);
+}
+
 /* ------------------------------------------------------------ taking */
 
-static bool same_image(const struct warm *w, const char *image_id, const char *lower) {
-  return image_id[0] ? strcmp(w->image_id, image_id) == 0
-                     : !w->image_id[0] && strcmp(w->rootfs.lower, lower) == 0;
+static bool same_rootfs(const struct warm *w, const char *image_id, const char *lower) {
+  return strcmp(w->image_id, image_id) == 0 && strcmp(w->rootfs.lower, lower) == 0;
 }
 
 /* A ready sandbox gets its cgroup opened for the taker; one that died or
@@ -213,19 +336,28 @@ static enum spawn_state check(struct warm_pool *p, struct warm *w) {
   return st;
 }
 
+static void used_view(struct warm_pool *p, const char *image_id, const char *lower) {
+  for (unsigned i = 1; i < POOL_MAX_VIEWS; i++)
+    if (is_view(&p->views[i], image_id, lower))
+      p->views[i].last_use_ns = clock_mono_ns();
+}
+
 struct warm *pool_take(struct warm_pool *p, const char *image_id, const char *lower,
                        int ns_flags) {
+  if (ns_flags != POOL_NS_FLAGS) { /* never what the pool builds */
+    p->misses++;
+    return NULL;
+  }
+  used_view(p, image_id, lower);
   struct warm **pp = &p->ready;
-  while (*pp && ns_flags == POOL_NS_FLAGS) {
+  while (*pp) {
     struct warm *w = *pp;
-    enum spawn_state st = same_image(w, image_id, lower) ? check(p, w) : SPAWN_BUILDING;
-    if (st == SPAWN_BUILDING) { /* another image, or still mounting: keep it */
+    enum spawn_state st = same_rootfs(w, image_id, lower) ? check(p, w) : SPAWN_BUILDING;
+    if (st == SPAWN_BUILDING) { /* another rootfs, or still mounting: keep it */
       pp = &w->next;
       continue;
     }
-    *pp = w->next;
-    p->n_ready--;
-    w->next = NULL;
+    unlink_ready(p, pp);
     if (st == SPAWN_WAITING) {
       p->hits++;
       return w;
@@ -233,8 +365,9 @@ struct warm *pool_take(struct warm_pool *p, const char *image_id, const char *lo
     pool_discard(p, w);
   }
   p->misses++;
-  log_debug("warm pool: no sandbox for image %.12s%s (flags %#x, %u in the pool)", image_id,
-            image_id[0] ? "" : lower, (unsigned)ns_flags, p->n_ready);
+  log_debug("warm pool: no sandbox for image %.12s%s (%u in the pool)", image_id,
+            image_id[0] ? "" : lower, p->n_ready);
+  learn_view(p, image_id, lower);
   return NULL;
 }
 
@@ -261,43 +394,60 @@ void pool_discard(struct warm_pool *p, struct warm *w) {
   qpidwait_arm(&w->reap, &p->d->ring, w->proc.pidfd, on_reaped);
 }
 
+static bool rootfs_is(const struct warm *w, const void *arg) {
+  const struct pool_view *v = arg;
+  return same_rootfs(w, v->image_id, v->lower);
+}
+
 void pool_default_is(struct warm_pool *p, const char *image_id, const char *lower) {
-  struct warm **pp = &p->ready;
-  while (*pp) {
-    struct warm *w = *pp;
-    if (same_image(w, image_id, lower)) {
-      pp = &w->next;
-      continue;
-    }
-    *pp = w->next;
-    p->n_ready--;
-    pool_discard(p, w);
-  }
+  if (!p->target)
+    return;
+  struct pool_view now = {.used = true};
+  snprintf(now.image_id, sizeof now.image_id, "%s", image_id);
+  snprintf(now.lower, sizeof now.lower, "%s", lower);
+  discard_where(p, 0, rootfs_is, &now);
+  for (unsigned i = 1; i < POOL_MAX_VIEWS; i++)
+    if (is_view(&p->views[i], image_id, lower))
+      forget_view(p, i); /* the default view builds it from now on */
+  p->views[0] = now;
+  p->views[0].n_ready = 0;
+  for (struct warm *w = p->ready; w; w = w->next)
+    p->views[0].n_ready += w->view == 0;
+}
+
+static bool not_of_image(const struct warm *w, const void *arg) {
+  return strcmp(w->image_id, arg) != 0;
 }
 
 void pool_drop_image(struct warm_pool *p, const char *image_id) {
-  struct warm **pp = &p->ready;
-  while (*pp) {
-    struct warm *w = *pp;
-    if (strcmp(w->image_id, image_id) != 0) {
-      pp = &w->next;
-      continue;
-    }
-    *pp = w->next;
-    p->n_ready--;
-    pool_discard(p, w);
-  }
+  discard_where(p, POOL_MAX_VIEWS, not_of_image, image_id);
+  for (unsigned i = 1; i < POOL_MAX_VIEWS; i++)
+    if (p->views[i].used && strcmp(p->views[i].image_id, image_id) == 0)
+      forget_view(p, i);
+}
+
+/* A lowerdir "layer:image" starts with the layer's directory and a colon. */
+static bool lower_has_layer(const char *lower, const char *layer_dir) {
+  size_t n = strlen(layer_dir);
+  return strncmp(lower, layer_dir, n) == 0 && lower[n] == ':';
+}
+
+static bool not_on_layer(const struct warm *w, const void *arg) {
+  return !lower_has_layer(w->rootfs.lower, arg);
+}
+
+void pool_drop_layer(struct warm_pool *p, const char *layer_dir) {
+  discard_where(p, POOL_MAX_VIEWS, not_on_layer, layer_dir);
+  for (unsigned i = 1; i < POOL_MAX_VIEWS; i++)
+    if (p->views[i].used && lower_has_layer(p->views[i].lower, layer_dir))
+      forget_view(p, i);
 }
 
 void pool_shutdown(struct warm_pool *p) {
   p->stopped = true;
   qtimer_cancel(&p->d->timers, &p->wake);
-  while (p->ready) {
-    struct warm *w = p->ready;
-    p->ready = w->next;
-    p->n_ready--;
-    pool_discard(p, w);
-  }
+  qtimer_cancel(&p->d->timers, &p->expire);
+  discard_where(p, POOL_MAX_VIEWS, keep_none, NULL);
 }
 
 bool pool_busy(const struct warm_pool *p) { return p->n_reaping > 0; }
@@ -332,6 +482,13 @@ static unsigned count_built(struct warm_pool *p) {
   return n;
 }
 
+static unsigned count_views(const struct warm_pool *p) {
+  unsigned n = 0;
+  for (unsigned i = 0; i < POOL_MAX_VIEWS; i++)
+    n += p->views[i].used;
+  return n;
+}
+
 int pool_render_metrics(struct warm_pool *p, struct strbuf *out) {
   return strbuf_printf(
       out,
@@ -348,8 +505,14 @@ int pool_render_metrics(struct warm_pool *p, struct strbuf *out) {
       "# HELP quilt_warm_pool_built_total Sandboxes started.\n"
       "# TYPE quilt_warm_pool_built_total counter\nquilt_warm_pool_built_total %llu\n"
       "# HELP quilt_warm_pool_failures_total Sandboxes that failed to build or died waiting.\n"
-      "# TYPE quilt_warm_pool_failures_total counter\nquilt_warm_pool_failures_total %llu\n",
+      "# TYPE quilt_warm_pool_failures_total counter\nquilt_warm_pool_failures_total %llu\n"
+      "# HELP quilt_warm_pool_views Rootfs views the pool keeps sandboxes of.\n"
+      "# TYPE quilt_warm_pool_views gauge\nquilt_warm_pool_views %u\n"
+      "# HELP quilt_warm_pool_views_learned_total Views learned from containers that missed.\n"
+      "# TYPE quilt_warm_pool_views_learned_total counter\n"
+      "quilt_warm_pool_views_learned_total %llu\n",
       p->target, p->n_ready, count_built(p), (unsigned long long)p->hits,
       (unsigned long long)p->misses, (unsigned long long)p->built,
-      (unsigned long long)p->build_failures);
+      (unsigned long long)p->build_failures, count_views(p),
+      (unsigned long long)p->views_learned);
 }

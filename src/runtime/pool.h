@@ -6,9 +6,14 @@
  * process already in its cgroup and its namespaces, pivoted into an overlay
  * of the default image, blocked on its control pipe (spawn.h). The pool
  * holds `--warm-pool` of them for the default image and the default
- * namespaces; anything else starts cold. Refills happen after the loop has
- * sent the replies of its turn, one sandbox per turn, so they overlap the
- * taken container's exec instead of delaying an answer. */
+ * namespaces. It also learns: a container of another image, or of an image
+ * plus a cached setup layer, that found no sandbox makes that rootfs a
+ * "view" the pool keeps `--warm-pool` sandboxes of too, up to
+ * POOL_MAX_VIEWS - 1 learned views, each forgotten after POOL_VIEW_IDLE_NS
+ * without a container (or for a newer one, least recently used first).
+ * Other namespaces start cold. Refills happen after the loop has sent the
+ * replies of its turn, one sandbox per turn, so they overlap the taken
+ * container's exec instead of delaying an answer. */
 #ifndef QUILT_RUNTIME_POOL_H
 #define QUILT_RUNTIME_POOL_H
 
@@ -28,6 +33,7 @@ struct cgroup;
 
 struct warm {
   struct warm *next;
+  unsigned view;               /* index in warm_pool.views */
   char id[65];                 /* the container id it will have */
   char image_id[65];           /* "" when built from a rootfs directory */
   char dir[PATH_MAX];          /* <root>/containers/<id> */
@@ -41,16 +47,32 @@ struct warm {
   struct warm_pool *pool;
 };
 
+#define POOL_MAX_VIEWS 4
+#define POOL_VIEW_IDLE_NS (600ull * 1000000000ull)
+
+/* A rootfs the pool builds sandboxes of: an image, maybe under a setup
+ * layer. views[0] is the default image, whatever it resolves to now. */
+struct pool_view {
+  bool used;
+  char image_id[65];           /* "" when a rootfs directory */
+  char lower[PATH_MAX];        /* the overlay's lowerdir: [layer:]image */
+  unsigned n_ready;            /* its sandboxes in the pool */
+  uint64_t last_use_ns;        /* learned views: when one was last asked for */
+};
+
 struct warm_pool {
   struct quiltd *d;
-  unsigned target;             /* sandboxes to keep ready; 0: no pool */
+  unsigned target;             /* sandboxes to keep ready per view; 0: no pool */
   struct warm *ready;
   unsigned n_ready;            /* in the pool, built or still building */
   unsigned n_reaping;          /* discarded, not yet reaped */
+  struct pool_view views[POOL_MAX_VIEWS];
+  unsigned next_view;          /* round robin of the refills */
   struct qtimer wake;          /* refill later: after a failure, or idle */
+  struct qtimer expire;        /* forgets idle learned views */
   uint64_t backoff_ns;         /* 0 while builds succeed */
   bool stopped;
-  uint64_t hits, misses, built, build_failures;
+  uint64_t hits, misses, built, build_failures, views_learned;
 };
 
 /* The namespaces a pooled sandbox has: the default set. */
@@ -63,7 +85,9 @@ void pool_refill(struct warm_pool *p);
 /* True when a refill step would build something now. */
 bool pool_wants(const struct warm_pool *p);
 /* A live ready sandbox of that image (id, or rootfs directory when the
- * id is "") and those namespaces, or NULL (a miss). The caller owns it. */
+ * id is "") whose overlay lowerdir is `lower` (the image's rootfs, or a
+ * setup layer and it), with those namespaces, or NULL (a miss: the pool
+ * learns the view for the next one). The caller owns it. */
 struct warm *pool_take(struct warm_pool *p, const char *image_id, const char *lower,
                        int ns_flags);
 /* The default image is now `image_id` (or the directory `lower`): sandboxes
@@ -72,8 +96,11 @@ void pool_default_is(struct warm_pool *p, const char *image_id, const char *lowe
 /* Kills a sandbox nobody will use, then (once reaped) removes its cgroup
  * and directory. */
 void pool_discard(struct warm_pool *p, struct warm *w);
-/* Discards the ready sandboxes built from an image about to be removed. */
+/* Discards the ready sandboxes built from an image about to be removed,
+ * and forgets its views. */
 void pool_drop_image(struct warm_pool *p, const char *image_id);
+/* The same for a setup layer (its directory) about to be removed. */
+void pool_drop_layer(struct warm_pool *p, const char *layer_dir);
 /* Daemon shutdown: discards everything and stops refilling. */
 void pool_shutdown(struct warm_pool *p);
 /* True while discarded sandboxes are still being reaped. */

@@ -29,7 +29,7 @@ static int sub(char *out, const char *dir, const char *name, struct qerr *err) {
   return 0;
 }
 
-static int check_image(const char *image, struct qerr *err) {
+static int check_dir(const char *image, struct qerr *err) {
   struct stat st;
   if (image[0] != '/')
     return qerr_status(err, GRPC_INVALID_ARGUMENT, EINVAL,
@@ -40,6 +40,23 @@ static int check_image(const char *image, struct qerr *err) {
     return qerr_status(err, GRPC_INVALID_ARGUMENT, ENOTDIR, "image %s is not a directory",
                        image);
   return 0;
+}
+
+/* An overlay's lowerdir may stack a setup layer on the image: "layer:image". */
+static int check_image(const char *lower, struct qerr *err) {
+  char part[PATH_MAX];
+  for (const char *p = lower;;) {
+    size_t n = strcspn(p, ":");
+    if (n >= sizeof part)
+      return qerr_set(err, ENAMETOOLONG, "image path too long");
+    memcpy(part, p, n);
+    part[n] = 0;
+    if (check_dir(part, err) < 0)
+      return err->code;
+    if (!p[n])
+      return 0;
+    p += n + 1;
+  }
 }
 
 static int prepare_overlay(const char *container_dir, struct rootfs_view *out,

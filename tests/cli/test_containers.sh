@@ -102,13 +102,13 @@ fi
 begin "--help lists the container commands"
 q --help
 want_rc 0
-for c in run create start status list ps logs stop kill remove rm wait events stats; do
+for c in run create start status list ps logs stop kill pause unpause resume remove rm wait events stats; do
   want_out "  $c "
 done
 end
 
 begin "every container command has --help"
-for c in run create start status list ps logs stop kill remove rm wait events stats; do
+for c in run create start status list ps logs stop kill pause unpause resume remove rm wait events stats; do
   q "$c" --help
   want_rc 0
   want_out "Usage: quilt-cli $c"
@@ -411,6 +411,30 @@ q rm k1 k2 k3
 end
 
 # ---------------------------------------------------------------- events, stats
+
+begin "pause freezes, unpause thaws; status shows paused; errors say why"
+q run -d --name pz -- sh -c 'while :; do :; done'
+q pause pz
+want_rc 0; want_out_is "pz"
+q status pz
+want_out_re "State: +paused"
+q pause pz
+want_rc 1; want_one_err_line; want_err "pause: FAILED_PRECONDITION: container " ; want_err " is already paused"
+q --json unpause pz
+want_rc 0; want_json_doc
+want_out '"state": "CONTAINER_STATE_RUNNING"'
+q resume pz
+want_rc 1; want_err "is not paused"
+q pause nobody pz
+want_rc 1; want_out_is "pz"; want_err "NOT_FOUND"
+q kill pz
+want_rc 0
+q --timeout 10 wait pz
+want_out_is "137"
+q status pz
+want_out_re "State: +exited"
+q rm pz
+end
 
 begin "events sees created, started and exited"
 "$CLI" --socket "$SOCK" events >"$TMP/ev.out" 2>"$TMP/ev.err" &
