@@ -37,6 +37,7 @@ void quiltd_default_config(struct quiltd_config *cfg) {
       .max_recv_msg = 4u * 1024 * 1024,
       .max_header_bytes = 16 * 1024,
       .idle_timeout_ns = 300ull * 1000000000ull,
+      .send_timeout_ns = 30ull * 1000000000ull,
       .handshake_timeout_ns = 10ull * 1000000000ull,
       .shutdown_grace_ns = 10ull * 1000000000ull,
       .rapid_reset_limit = 200,

@@ -45,6 +45,7 @@ struct quiltd_config {
   uint32_t max_recv_msg;       /* bytes */
   unsigned max_header_bytes;
   uint64_t idle_timeout_ns;
+  uint64_t send_timeout_ns;    /* a peer that takes none of our bytes this long is shed */
   uint64_t handshake_timeout_ns;
   uint64_t shutdown_grace_ns;
   unsigned rapid_reset_limit;  /* client resets tolerated per second */

@@ -22,6 +22,8 @@ static void usage(FILE *f) {
           "  --max-streams N       concurrent streams per connection (default 128)\n"
           "  --max-recv-msg BYTES  largest request message (default 4194304)\n"
           "  --idle-timeout SECS   close connections idle this long (default 300)\n"
+          "  --send-timeout SECS   close a connection whose peer reads none of our\n"
+          "                        bytes this long (default 30)\n"
           "  --log-level LEVEL     error, warn, info or debug (default info)\n"
           "  --io-uring-compat     use only io_uring features of kernel 5.15 (testing)\n"
           "  --no-overlay          behave as without overlayfs: images read-only (testing)\n"
@@ -88,7 +90,7 @@ static int parse_level(const char *s) {
 }
 
 static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
-  enum { O_SOCKET = 256, O_LISTEN, O_ROOT, O_MAXCONN, O_MAXSTREAMS, O_MAXMSG, O_IDLE, O_LOG,
+  enum { O_SOCKET = 256, O_LISTEN, O_ROOT, O_MAXCONN, O_MAXSTREAMS, O_MAXMSG, O_IDLE, O_SENDTO, O_LOG,
          O_VERSION, O_COMPAT, O_ROOTFS, O_CGPARENT, O_LOGMAX, O_USERNS, O_DEFIMAGE, O_IMGMAX, O_NOOVERLAY, O_WARMPOOL, O_BRIDGE, O_SUBNET, O_DNS, O_NPM, O_PIP, O_GEM, O_APT, O_APK,
          O_HTTP_PROXY, O_HTTPS_PROXY, O_NO_PROXY };
   static const struct option opts[] = {
@@ -99,6 +101,7 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
       {"max-streams", required_argument, 0, O_MAXSTREAMS},
       {"max-recv-msg", required_argument, 0, O_MAXMSG},
       {"idle-timeout", required_argument, 0, O_IDLE},
+      {"send-timeout", required_argument, 0, O_SENDTO},
       {"log-level", required_argument, 0, O_LOG},
       {"help", no_argument, 0, 'h'},
       {"version", no_argument, 0, O_VERSION},
@@ -141,6 +144,7 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
     NUM(O_MAXSTREAMS, "--max-streams", 100000, cfg->max_streams = (unsigned)v);
     NUM(O_MAXMSG, "--max-recv-msg", 1u << 30, cfg->max_recv_msg = (uint32_t)v);
     NUM(O_IDLE, "--idle-timeout", 86400 * 365, cfg->idle_timeout_ns = v * 1000000000ull);
+    NUM(O_SENDTO, "--send-timeout", 86400, cfg->send_timeout_ns = v * 1000000000ull);
     case O_LOG: {
       int level = parse_level(optarg);
       if (level < 0) return 2;

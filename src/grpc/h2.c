@@ -275,8 +275,10 @@ int h2_session_new(struct conn *c, struct h2_session **out, struct qerr *err) {
 int h2_session_recv(struct h2_session *s, const uint8_t *p, size_t n) {
   ssize_t rc = nghttp2_session_mem_recv(s->ng, p, n);
   if (rc < 0) {
-    /* Errors nghttp2 answers with a GOAWAY are counted in on_frame_send. */
-    if (rc == NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+    /* Errors nghttp2 answers with a GOAWAY are counted in on_frame_send;
+     * after a fatal one (a flood of CONTINUATION frames, of control frames
+     * we would have to answer) it sends nothing more: just close. */
+    if (rc == NGHTTP2_ERR_BAD_CLIENT_MAGIC || nghttp2_is_fatal((int)rc))
       s->d->metrics.h2_protocol_errors++;
     log_debug("HTTP/2 input rejected: %s", nghttp2_strerror((int)rc));
     if (rc != NGHTTP2_ERR_BAD_CLIENT_MAGIC && !nghttp2_is_fatal((int)rc))

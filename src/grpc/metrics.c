@@ -143,6 +143,12 @@ static void emit_connection_metrics(struct prom *w, const struct metrics *m) {
               m->connections_total);
   emit_scalar(w, "quilt_connections_rejected_total", "counter",
               "Client connections refused at the connection limit.", m->connections_rejected);
+  emit_scalar(w, "quilt_connections_evicted_total", "counter",
+              "Quiet connections closed at the connection limit to let a new one in.",
+              m->connections_evicted);
+  emit_scalar(w, "quilt_connections_stalled_total", "counter",
+              "Connections closed because the peer read nothing for --send-timeout.",
+              m->connections_stalled);
   emit_scalar(w, "quilt_streams", "gauge", "Open HTTP/2 streams.", m->streams_current);
   emit_scalar(w, "quilt_streams_total", "counter", "HTTP/2 streams opened.", m->streams_total);
   emit_scalar(w, "quilt_http1_requests_total", "counter", "HTTP/1.1 requests served.",

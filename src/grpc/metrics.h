@@ -21,6 +21,8 @@ struct metrics {
   uint64_t connections_current;
   uint64_t connections_total;
   uint64_t connections_rejected;
+  uint64_t connections_evicted;
+  uint64_t connections_stalled;
   uint64_t streams_current;
   uint64_t streams_total;
   uint64_t http1_requests;

@@ -25,6 +25,7 @@ static const char h2_preface[24] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 static void on_recv(struct qop *op, int res, uint32_t flags);
 static void on_send(struct qop *op, int res, uint32_t flags);
 static void on_idle(struct qtimer *t);
+static void on_stall(struct qtimer *t);
 
 static void arm_recv(struct conn *c) {
   struct qring *r = &c->d->ring;
@@ -49,8 +50,44 @@ static void arm_idle(struct conn *c, uint64_t after_ns) {
   qtimer_after(&c->d->timers, &c->idle, after_ns, on_idle);
 }
 
+/* Connections being torn down still hold their fds; evicting more than
+ * this many at once would let a flood of connects outrun the fd budget. */
+#define MAX_EVICTING 64
+
+/* The connection that has been quiet longest with no stream open: one that
+ * said nothing yet, an idle HTTP/2 keep-alive, or an HTTP/1.1 one. */
+static struct conn *quietest(struct quiltd *d) {
+  struct conn *victim = NULL;
+  unsigned closing = 0;
+  for (struct conn *c = d->conns; c; c = c->next) {
+    if (c->closing) {
+      closing++;
+      continue;
+    }
+    if (c->h2 && !h2_session_idle(c->h2))
+      continue;
+    if (!victim || c->last_active_ns < victim->last_active_ns)
+      victim = c;
+  }
+  return closing < MAX_EVICTING ? victim : NULL;
+}
+
+/* At the limit, 10k sockets that never speak must not lock everyone out:
+ * the newcomer replaces the quietest connection, if any is quiet. */
+static bool make_room(struct quiltd *d) {
+  if (d->n_conns < d->cfg.max_connections)
+    return true;
+  struct conn *victim = quietest(d);
+  if (!victim)
+    return false;
+  log_debug("connection limit reached: closing the quietest connection");
+  d->metrics.connections_evicted++;
+  conn_close(victim);
+  return true;
+}
+
 void conn_accept(struct quiltd *d, int fd) {
-  if (d->shutting_down || d->n_conns >= d->cfg.max_connections) {
+  if (d->shutting_down || !make_room(d)) {
     d->metrics.connections_rejected++;
     close(fd);
     return;
@@ -98,6 +135,7 @@ static void conn_free(struct conn *c) {
   d->n_conns--;
   d->metrics.connections_current--;
   qtimer_cancel(&d->timers, &c->idle);
+  qtimer_cancel(&d->timers, &c->stall);
   close(c->fd);
   strbuf_free(&c->out);
   strbuf_free(&c->inflight);
@@ -239,6 +277,25 @@ static void start_send(struct conn *c) {
                      MSG_NOSIGNAL);
   qop_bind(sqe, &c->send_op);
   c->send_armed = true;
+  if (!c->send_since_ns) { /* output waits from now on */
+    c->send_since_ns = clock_mono_ns();
+    qtimer_after(&c->d->timers, &c->stall, c->d->cfg.send_timeout_ns, on_stall);
+  }
+}
+
+static void on_stall(struct qtimer *t) {
+  struct conn *c = container_of(t, struct conn, stall);
+  if (c->closing || !c->send_since_ns)
+    return;
+  uint64_t waited = clock_mono_ns() - c->send_since_ns;
+  if (waited < c->d->cfg.send_timeout_ns) { /* it read some meanwhile */
+    qtimer_after(&c->d->timers, &c->stall, c->d->cfg.send_timeout_ns - waited, on_stall);
+    return;
+  }
+  log_warn("closing a connection whose peer read nothing for %llu s (%zu bytes waiting)",
+           (unsigned long long)(waited / 1000000000ull), conn_queued(c));
+  c->d->metrics.connections_stalled++;
+  conn_close(c); /* a GOAWAY could not get through either */
 }
 
 static void on_send(struct qop *op, int res, uint32_t flags) {
@@ -253,6 +310,8 @@ static void on_send(struct qop *op, int res, uint32_t flags) {
     }
   } else {
     strbuf_consume(&c->inflight, (size_t)res);
+    if (res > 0 || conn_queued(c) == 0)
+      c->send_since_ns = conn_queued(c) ? clock_mono_ns() : 0;
     /* Idle connections should not pin large buffers. */
     strbuf_shrink(&c->inflight, 64 * 1024);
   }

@@ -1,7 +1,9 @@
 /* One accepted API connection: receives on the ring (provided buffers,
  * multishot where available), keeps at most one send in flight with the
  * rest coalesced behind it, detects HTTP/2 prior knowledge versus HTTP/1.1
- * from the first bytes, and closes on idle. */
+ * from the first bytes, and closes on idle. At the connection limit a new
+ * connection takes the place of the quietest one without an open stream; a
+ * peer that takes none of our bytes for --send-timeout is shed. */
 #ifndef QUILT_IO_CONN_H
 #define QUILT_IO_CONN_H
 
@@ -37,6 +39,8 @@ struct conn {
   struct strbuf inflight;      /* the one send in flight */
   struct qtimer idle;
   uint64_t last_active_ns;
+  struct qtimer stall;         /* sheds a peer that reads nothing */
+  uint64_t send_since_ns;      /* output waiting, no progress since; 0: none waiting */
   struct h2_session *h2;
   struct http1_session *h1;
 };

@@ -97,9 +97,10 @@ class FrameReader:
 def drain(sock, until):
     """Reads until EOF or `until` (monotonic); returns (bytes, eof)."""
     got = b""
+    poller = select.poll()  # not select(): callers may hold fds past 1024
+    poller.register(sock, select.POLLIN)
     while time.monotonic() < until:
-        r, _, _ = select.select([sock], [], [], max(0.0, min(0.2, until - time.monotonic())))
-        if not r:
+        if not poller.poll(1000 * max(0.0, min(0.2, until - time.monotonic()))):
             continue
         try:
             chunk = sock.recv(65536)

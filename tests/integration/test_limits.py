@@ -89,7 +89,10 @@ class Limits(unittest.TestCase):
             while d.metric("quilt_connections") != 1 and time.monotonic() < deadline:
                 time.sleep(0.1)  # the metrics request itself is the one
             time.sleep(0.2)
+            # Three busy connections (an open WatchEvents stream each).
             held = [h2_connect(d.addr) for _ in range(3)]
+            for s in held:
+                s.sendall(h2raw.frame(0x1, 0x4, 1, h2raw.REQUEST_BLOCK))
             time.sleep(0.3)
             extra = h2raw.connect(d.addr)
             _, eof = h2raw.drain(extra, time.monotonic() + 3)
@@ -98,6 +101,18 @@ class Limits(unittest.TestCase):
                 s.close()
             time.sleep(0.3)
             self.assertGreaterEqual(d.metric("quilt_connections_rejected_total"), 1)
+            # Three quiet ones: a newcomer takes the place of the quietest.
+            quiet = [h2_connect(d.addr) for _ in range(3)]
+            time.sleep(0.3)
+            newcomer = h2_connect(d.addr)
+            _, eof = h2raw.drain(quiet[0], time.monotonic() + 3)
+            self.assertTrue(eof, "the quietest connection was not evicted")
+            _, eof = h2raw.drain(newcomer, time.monotonic() + 0.5)
+            self.assertFalse(eof, "the newcomer was closed")
+            self.assertGreaterEqual(d.metric("quilt_connections_evicted_total"), 1)
+            for s in quiet + [newcomer]:
+                s.close()
+            time.sleep(0.3)
             # Below the cap again: served.
             self.assertIsNotNone(d.metric("quilt_connections"))
         finally:

@@ -92,6 +92,8 @@ static void test_render_scalars(void **state) {
   m->h2_protocol_errors = 4;
   m->rapid_reset_sheds = 5;
   m->unknown_method_calls = 6;
+  m->connections_evicted = 8;
+  m->connections_stalled = 9;
   struct strbuf b = STRBUF_INIT;
   const char *t = render(m, &b);
   assert_line(t, "# TYPE quilt_connections gauge");
@@ -99,6 +101,8 @@ static void test_render_scalars(void **state) {
   assert_line(t, "# TYPE quilt_connections_total counter");
   assert_line(t, "quilt_connections_total 10");
   assert_line(t, "quilt_connections_rejected_total 1");
+  assert_line(t, "quilt_connections_evicted_total 8");
+  assert_line(t, "quilt_connections_stalled_total 9");
   assert_line(t, "# TYPE quilt_streams gauge");
   assert_line(t, "quilt_streams 2");
   assert_line(t, "quilt_streams_total 40");
@@ -148,7 +152,7 @@ static void test_render_well_formed(void **state) {
     assert_true(*end == 0 && end > value + 1);
   }
   assert_int_equal(helps, types);
-  assert_int_equal(types, 11);
+  assert_int_equal(types, 13);
   strbuf_free(&b);
 }
 
