@@ -175,6 +175,7 @@ static int open_runtime(struct quiltd *d, struct qerr *err) {
     d->images = NULL;
   }
   d->overlay = !d->cfg.no_overlay && rootfs_overlay_supported();
+  idmap_init(&d->idmap, d->cfg.userns_base, d->cfg.userns_count, d->cfg.no_idmap);
   snprintf(path, sizeof path, "%s/containers", d->cfg.root_dir);
   d->rootfs_driver = d->overlay ? "overlay" : rootfs_copy_driver(path);
   if (!d->overlay)
@@ -281,6 +282,7 @@ int quiltd_run(struct quiltd *d, struct qerr *err) {
 void quiltd_free(struct quiltd *d) {
   /* quiltd_run returns only once every connection is gone. */
   pool_free(&d->pool);
+  idmap_free(&d->idmap);
   containers_free(d);
   if (d->store)
     commit_state(d);

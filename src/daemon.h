@@ -15,6 +15,7 @@
 #include "io/signals.h"
 #include "io/timer.h"
 #include "runtime/janitor.h"
+#include "runtime/idmap.h"
 #include "runtime/pool.h"
 #include "runtime/setup.h"
 
@@ -51,6 +52,7 @@ struct quiltd_config {
   unsigned rapid_reset_limit;  /* client resets tolerated per second */
   bool io_uring_compat;        /* use only what kernel 5.15 offers */
   bool no_overlay;             /* act as if overlayfs were missing */
+  bool no_idmap;               /* act as if idmapped mounts were missing */
   const char *default_rootfs;  /* rootfs directory used when a spec names no image */
   const char *default_image;   /* tarball imported as busybox:latest at first start */
   const char *extract_helper;  /* quilt-extract; NULL: next to quiltd */
@@ -88,6 +90,7 @@ struct quiltd {
   struct container *deferred;  /* exited; cleanup after the replies left */
   struct warm_pool pool;       /* sandboxes built ahead of requests */
   struct janitor janitor;      /* deletes directory trees off the loop */
+  struct idmap_cache idmap;    /* images as user-namespaced containers see them */
   struct netbridge *net;       /* opened by the first bridged container */
   struct store *store;
   unsigned events_since_trim;

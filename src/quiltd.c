@@ -27,6 +27,8 @@ static void usage(FILE *f) {
           "  --log-level LEVEL     error, warn, info or debug (default info)\n"
           "  --io-uring-compat     use only io_uring features of kernel 5.15 (testing)\n"
           "  --no-overlay          behave as without overlayfs: images read-only (testing)\n"
+          "  --no-idmap            behave as without idmapped mounts: user-namespaced\n"
+          "                        containers get shifted image copies (testing)\n"
           "  --default-rootfs DIR  rootfs directory for containers that name no image\n"
           "                        (default: the built-in busybox image)\n"
           "  --default-image TAR   tarball imported as busybox:latest at first start\n"
@@ -91,7 +93,7 @@ static int parse_level(const char *s) {
 
 static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
   enum { O_SOCKET = 256, O_LISTEN, O_ROOT, O_MAXCONN, O_MAXSTREAMS, O_MAXMSG, O_IDLE, O_SENDTO, O_LOG,
-         O_VERSION, O_COMPAT, O_ROOTFS, O_CGPARENT, O_LOGMAX, O_USERNS, O_DEFIMAGE, O_IMGMAX, O_NOOVERLAY, O_WARMPOOL, O_BRIDGE, O_SUBNET, O_DNS, O_NPM, O_PIP, O_GEM, O_APT, O_APK,
+         O_VERSION, O_COMPAT, O_ROOTFS, O_CGPARENT, O_LOGMAX, O_USERNS, O_DEFIMAGE, O_IMGMAX, O_NOOVERLAY, O_NOIDMAP, O_WARMPOOL, O_BRIDGE, O_SUBNET, O_DNS, O_NPM, O_PIP, O_GEM, O_APT, O_APK,
          O_HTTP_PROXY, O_HTTPS_PROXY, O_NO_PROXY };
   static const struct option opts[] = {
       {"socket", required_argument, 0, O_SOCKET},
@@ -112,6 +114,7 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
       {"userns-range", required_argument, 0, O_USERNS},
       {"default-image", required_argument, 0, O_DEFIMAGE},
       {"no-overlay", no_argument, 0, O_NOOVERLAY},
+      {"no-idmap", no_argument, 0, O_NOIDMAP},
       {"image-max-size", required_argument, 0, O_IMGMAX},
       {"warm-pool", required_argument, 0, O_WARMPOOL},
       {"bridge", required_argument, 0, O_BRIDGE},
@@ -157,6 +160,7 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
     case O_CGPARENT: cfg->cgroup_parent = optarg; break;
     case O_DEFIMAGE: cfg->default_image = optarg; break;
     case O_NOOVERLAY: cfg->no_overlay = true; break;
+    case O_NOIDMAP: cfg->no_idmap = true; break;
     case O_BRIDGE: cfg->bridge_name = optarg; break;
     case O_SUBNET: cfg->bridge_subnet = optarg; break;
     case O_DNS: cfg->bridge_dns = optarg; break;

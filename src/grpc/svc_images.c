@@ -201,6 +201,15 @@ void rpc_list_images(struct grpc_call *call, const ProtobufCMessage *msg) {
 
 /* Today's rules for removing a whole image: never under a running
  * container, under stopped ones only when forced. */
+/* What holds an image's files open besides containers: the pool's
+ * sandboxes and the idmapped trees of user-namespaced containers. */
+static void release_image(struct quiltd *d, const char *id) {
+  char dir[PATH_MAX];
+  pool_drop_image(&d->pool, id);
+  if (snprintf(dir, sizeof dir, "%s/images/%s/", d->cfg.root_dir, id) < (int)sizeof dir)
+    idmap_forget(&d->idmap, dir);
+}
+
 static int check_unused(struct quiltd *d, const char *id, bool force, struct qerr *err) {
   unsigned users = images_in_use(d, id);
   if (image_running(d, id))
@@ -229,7 +238,7 @@ static int remove_image(struct quiltd *d, const Quilt__V1__RemoveImageRequest *r
   }
   if (check_unused(d, info->id, req->force, err) < 0)
     return err->code;
-  pool_drop_image(&d->pool, info->id); /* its sandboxes mount it */
+  release_image(d, info->id);
   if (image_remove(d->images, info->id, err) < 0)
     return err->code;
   resp->n_untagged = info->n_tags;
@@ -278,7 +287,7 @@ void rpc_prune_images(struct grpc_call *call, const ProtobufCMessage *msg) {
   if (image_list(d->images, collect_unused, &l, &err) == 0 &&
       (ids = calloc(l.n + 1, sizeof *ids))) {
     for (size_t i = 0; i < l.n; i++) {
-      pool_drop_image(&d->pool, l.items[i].id);
+      release_image(d, l.items[i].id);
       if (image_remove(d->images, l.items[i].id, &err) < 0)
         break;
       ids[resp.n_removed_ids++] = l.items[i].id;

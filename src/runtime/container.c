@@ -809,6 +809,33 @@ static void arm_status(struct container *c) {
   c->busy = true;
 }
 
+/* In a user namespace the image (the last lower layer; setup layers were
+ * written through the namespace and are owned right already) is seen
+ * through an ID mapping: an idmapped tree attached at <dir>/lower, or a
+ * copy with shifted owners. Fills sb's lower and, for a tree, its fd. */
+static int userns_lower(struct container *c, const struct rootfs_view *view,
+                        struct spawn_sandbox *sb, char lower[PATH_MAX], char at[PATH_MAX],
+                        struct qerr *err) {
+  const char *image = strrchr(view->lower, ':');
+  image = image ? image + 1 : view->lower;
+  size_t prefix = (size_t)(image - view->lower);
+  char copy[PATH_MAX];
+  if (idmap_lower(&c->d->idmap, image, &sb->lower_tree_fd, copy, err) < 0)
+    return err->code;
+  if (sb->lower_tree_fd >= 0) {
+    if (snprintf(at, PATH_MAX, "%s/lower", c->dir) >= PATH_MAX)
+      return qerr_set(err, ENAMETOOLONG, "path too long under %s", c->dir);
+    if (mkdir(at, 0755) < 0 && errno != EEXIST)
+      return qerr_errno(err, "mkdir %s", at);
+    sb->lower_tree_at = at;
+  }
+  if (snprintf(lower, PATH_MAX, "%.*s%s", (int)prefix, view->lower,
+               sb->lower_tree_fd >= 0 ? at : copy) >= PATH_MAX)
+    return qerr_set(err, ENAMETOOLONG, "overlay lowerdir too long");
+  sb->overlay_lower = lower;
+  return 0;
+}
+
 /* Cold: a sandbox built for this container alone over `view`, with its
  * cgroup (made here unless there) and log pipes. *res is filled as soon as
  * the child exists, even if a later step fails. */
@@ -821,6 +848,7 @@ static int spawn_cold(struct container *c, const struct rootfs_view *view, int n
       .overlay_lower = view->overlay ? view->lower : NULL,
       .overlay_upper = view->upper,
       .overlay_work = view->work,
+      .lower_tree_fd = -1,
       .rootfs_writable = view->overlay || view->copied,
       .ns_flags = ns,
       .clone_ns = clone_ns,
@@ -830,6 +858,9 @@ static int spawn_cold(struct container *c, const struct rootfs_view *view, int n
       .stdio = {-1, -1, -1},
   };
   res->pid = 0;
+  char lower[PATH_MAX], at[PATH_MAX];
+  if ((ns & CLONE_NEWUSER) && view->overlay && userns_lower(c, view, &sb, lower, at, err) < 0)
+    return err->code;
   int rc = d->cgm && !c->cg ? cgroup_create(d->cgm, c->id, &lim, &c->cg, err) : 0;
   if (rc == 0)
     rc = logs_open(c, sb.stdio + 1, err);
@@ -1003,7 +1034,12 @@ static int setup_key_of(struct container *c, char key[65], struct qerr *err) {
   setup_config_of(c->d, s, &cfg);
   if (parse_steps(s, &steps, err) < 0)
     return err->code;
-  int rc = setup_cache_key(c->image_id, steps, s->n_setup, &cfg, key, err);
+  /* Files a user-namespaced setup writes are owned by shifted ids: its
+   * layer is of no use to other containers, nor theirs to it. */
+  char base[96];
+  snprintf(base, sizeof base, "%s%s", c->image_id,
+           ns_flags(s) & CLONE_NEWUSER ? ":userns" : "");
+  int rc = setup_cache_key(base, steps, s->n_setup, &cfg, key, err);
   free_steps(steps, s->n_setup);
   return rc;
 }

@@ -98,6 +98,7 @@ static int clone_sandbox(struct warm_pool *p, struct warm *w, struct qerr *err) 
       .overlay_lower = w->rootfs.overlay ? w->rootfs.lower : NULL,
       .overlay_upper = w->rootfs.upper,
       .overlay_work = w->rootfs.work,
+      .lower_tree_fd = -1,
       .rootfs_writable = w->rootfs.overlay || w->rootfs.copied,
       .ns_flags = POOL_NS_FLAGS,
       .cgroup_fd = -1,

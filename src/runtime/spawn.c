@@ -161,6 +161,11 @@ static void setup_mounts(struct child *c) {
   const struct spawn_sandbox *s = c->sb;
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
     child_fail(c, GRPC_INTERNAL, errno, "making mounts private");
+  if (s->lower_tree_fd >= 0 &&
+      syscall(SYS_move_mount, s->lower_tree_fd, "", AT_FDCWD, s->lower_tree_at,
+              MOVE_MOUNT_F_EMPTY_PATH) < 0)
+    child_fail(c, GRPC_FAILED_PRECONDITION, errno, "attaching the idmapped image at %s",
+               s->lower_tree_at);
   /* pivot_root needs the new root to be a mount point. */
   if (s->overlay_lower) {
     char opts[8192];

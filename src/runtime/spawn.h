@@ -29,6 +29,10 @@ struct spawn_sandbox {
   /* When set, rootfs is the mount point of an overlay of these, mounted in
    * the container's own mount namespace (gone when the container is). */
   const char *overlay_lower, *overlay_upper, *overlay_work;
+  /* A detached (idmapped) tree the child attaches at lower_tree_at, in its
+   * own mount namespace, before the overlay mount names it; -1: none. */
+  int lower_tree_fd;
+  const char *lower_tree_at;
   bool rootfs_writable;    /* no overlay: a private copy (rw) or the image (ro) */
   int ns_flags;            /* CLONE_NEW*; with CLONE_NEWUSER set the id map */
   int clone_ns;            /* those of ns_flags to create at clone time rather

@@ -600,6 +600,10 @@ class IsolationTest(QuiltTestCase):
             'echo "map=$(cat /proc/self/uid_map | tr -s \" \")"',
             'echo x > /tmp/f && echo "tmp=ok"',
             'touch /made-by-root && echo "rootfs=ok"',
+            # The image's files belong to the namespace's root, as on the host
+            # they belong to root: it may change them (a copy-up).
+            "echo passwd_owner=$(ls -ln /etc/passwd | awk '{print $3\":\"$4}')",
+            'echo "quilt:x:1000:1000::/:/bin/sh" >> /etc/passwd && echo "passwd=ok"',
             'echo "ns_user=$(readlink /proc/1/ns/user)"',
             'sleep 1',
         ])
@@ -619,6 +623,17 @@ class IsolationTest(QuiltTestCase):
         self.assertEqual(kv.get("rootfs"), "ok", out)
         self.assertNotEqual(kv.get("ns_user"), os.readlink("/proc/self/ns/user"), out)
         self.assertEqual(host_uid, "100000", "root inside must be unprivileged outside")
+        self.assertEqual(kv.get("passwd_owner"), "0:0", out)
+        self.assertEqual(kv.get("passwd"), "ok", out)
+        # On the host: the change is in the container's own layer, owned by
+        # the namespace's root; the image is untouched.
+        changed = os.path.join(self.daemon.root, "containers", c.id, "upper", "etc", "passwd")
+        st = os.stat(changed)
+        self.assertEqual((st.st_uid, st.st_gid), (100000, 100000))
+        image = self.get(c.id).image_id
+        with open(os.path.join(self.daemon.root, "images", image, "rootfs", "etc",
+                               "passwd")) as f:
+            self.assertNotIn("quilt:x:1000", f.read())
 
     def test_hostname_defaults_to_short_id(self):
         c, w, out = self.run_container(["hostname"])
