@@ -20,6 +20,7 @@
 #include "daemon.h"
 #include "grpc/call.h"
 #include "grpc/services.h"
+#include "runtime/caps.h"
 #include "runtime/cgroup.h"
 #include "runtime/image_jobs.h"
 #include "runtime/images.h"
@@ -330,7 +331,24 @@ static int validate_setup(struct quiltd *d, const Quilt__V1__ContainerSpec *s,
   return 0;
 }
 
+/* The capabilities a container keeps; validates the names. */
+static int caps_of(const Quilt__V1__ContainerSpec *s, uint64_t *caps, struct qerr *err) {
+  const Quilt__V1__Security *sec = s->security;
+  if (!sec) {
+    *caps = CAPS_DEFAULT;
+    return 0;
+  }
+  return caps_resolve(sec->cap_add, sec->n_cap_add, sec->cap_drop, sec->n_cap_drop, caps, err);
+}
+
+static bool unmasked(const Quilt__V1__ContainerSpec *s) {
+  return s->security && s->security->unmask_paths;
+}
+
 static int validate_spec(struct quiltd *d, const Quilt__V1__ContainerSpec *s, struct qerr *err) {
+  uint64_t caps;
+  if (caps_of(s, &caps, err) < 0)
+    return err->code;
 #define BAD(...) return qerr_status(err, GRPC_INVALID_ARGUMENT, EINVAL, __VA_ARGS__)
   if (s->n_command > 0 && !s->command[0][0])
     BAD("empty command: argv[0] is an empty string");
@@ -728,7 +746,8 @@ static void create_from(struct quiltd *d, struct grpc_call *call,
   snprintf(c->image_id, sizeof c->image_id, "%s", image_id);
   struct warm *w = NULL;
   int rc = prepare_command(c, &err);
-  if (rc == 0 && spec->n_setup == 0) /* steps add a layer: not the pool's rootfs */
+  /* Steps add a layer, unmasked paths another /proc: not the pool's sandbox. */
+  if (rc == 0 && spec->n_setup == 0 && !unmasked(spec))
     w = take_sandbox(d, c, rootfs);
   if (w)
     adopt_files(c, w);
@@ -824,6 +843,8 @@ static int spawn_cold(struct container *c, const struct rootfs_view *view, int n
       .userns_count = d->cfg.userns_count,
       .cgroup_fd = -1,
       .stdio = {-1, -1, -1},
+      .unmasked = unmasked(c->spec),
+      .seccomp = &d->seccomp,
   };
   res->pid = 0;
   int rc = d->cgm && !c->cg ? cgroup_create(d->cgm, c->id, &lim, &c->cg, err) : 0;
@@ -954,6 +975,12 @@ static int send_exec(struct container *c, int ctl_fd, char **env, const char *ho
   memcpy(argv, s->command, s->n_command * sizeof *argv);
   struct spawn_exec ex = {.argv = argv, .env = env, .cwd = s->working_dir,
                           .hostname = hostname, .user = s->user, .resolv_conf = resolv};
+  if (s->security && s->security->seccomp_unconfined)
+    ex.flags |= SPAWN_SECCOMP_UNCONFINED;
+  if (caps_of(s, &ex.caps, err) < 0) { /* validated at create: only a stored spec */
+    close(ctl_fd);
+    return err->code;
+  }
   return spawn_send_exec(ctl_fd, &ex, err);
 }
 
@@ -1072,7 +1099,7 @@ static int setup_exec(struct container *c, struct setup_run *run, int ctl_fd, bo
   char *argv[] = {"/bin/sh", "/.quilt-setup", NULL};
   char *env[] = {"PATH=" DEFAULT_PATH, "HOME=/root", "TERM=xterm", NULL};
   struct spawn_exec ex = {.argv = argv, .env = env, .cwd = "/", .hostname = c->id,
-                          .user = "", .resolv_conf = resolv};
+                          .user = "", .resolv_conf = resolv, .caps = CAPS_DEFAULT};
   return spawn_send_exec(ctl_fd, &ex, err);
 }
 
