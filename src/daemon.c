@@ -22,6 +22,7 @@
 #include "runtime/images.h"
 #include "runtime/logs.h"
 #include "runtime/rootfs.h"
+#include "runtime/seccomp.h"
 #include "runtime/store.h"
 #include "runtime/sysinfo.h"
 
@@ -201,6 +202,8 @@ int quiltd_init(struct quiltd *d, const struct quiltd_config *cfg, struct qerr *
            cgroup_mode_name(cgroup_detect_mode("/sys/fs/cgroup")));
   if (cfg->root_dir && mkdir_p(cfg->root_dir, 0700, err) < 0)
     return qerr_wrap(err, "preparing root directory");
+  if (qseccomp_build_default(&d->seccomp, err) < 0)
+    return err->code;
   if (qring_init(&d->ring, RING_ENTRIES, cfg->io_uring_compat, err) < 0)
     return err->code;
   if (open_runtime(d, err) < 0) {
@@ -296,6 +299,7 @@ void quiltd_free(struct quiltd *d) {
     image_store_close(d->images);
   d->images = NULL;
   strbuf_free(&d->log_scratch);
+  qseccomp_free(&d->seccomp);
   listener_close(&d->unix_l);
   listener_close(&d->tcp_l);
   qsignals_close(&d->signals);

@@ -3,6 +3,7 @@
 #ifndef QUILT_DAEMON_H
 #define QUILT_DAEMON_H
 
+#include <linux/filter.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -97,6 +98,7 @@ struct quiltd {
   struct tombstone tombstones[TOMBSTONES];
   unsigned next_tombstone;
   struct cgroup_manager *cgm;  /* NULL when cgroups are unusable */
+  struct sock_fprog seccomp;   /* containers' default profile, compiled once */
   struct image_store *images;  /* NULL when the store could not open */
   bool overlay;                /* per-container overlay over the image */
   const char *rootfs_driver;   /* "overlay", or how the copy is made */

@@ -23,7 +23,7 @@
 #define QUILT_DEFAULT_SOCKET "/run/quilt/quiltd.sock"
 /* Deadline of a unary call when --timeout is not given. */
 #define CLI_DEFAULT_TIMEOUT_NS (30 * QCLIENT_NS_PER_SEC)
-#define CLI_MAX_OPTS 32
+#define CLI_MAX_OPTS 40
 
 struct cli_ctx;
 

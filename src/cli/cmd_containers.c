@@ -71,9 +71,26 @@ static void labels_text(const Quilt__V1__ContainerSpec *s, struct strbuf *b) {
     strbuf_printf(b, "-");
 }
 
+/* What the container asked beyond the default hardening, in the flags'
+ * words; "default" when nothing. */
+static void security_text(const Quilt__V1__ContainerSpec *s, struct strbuf *b) {
+  const Quilt__V1__Security *sec = s ? s->security : NULL;
+  const char *sep = "";
+  if (sec && sec->seccomp_unconfined)
+    strbuf_printf(b, "seccomp=unconfined"), sep = ", ";
+  if (sec && sec->unmask_paths)
+    strbuf_printf(b, "%ssystempaths=unconfined", sep), sep = ", ";
+  for (size_t i = 0; sec && i < sec->n_cap_add; i++, sep = ", ")
+    strbuf_printf(b, "%scap-add=%s", sep, sec->cap_add[i]);
+  for (size_t i = 0; sec && i < sec->n_cap_drop; i++, sep = ", ")
+    strbuf_printf(b, "%scap-drop=%s", sep, sec->cap_drop[i]);
+  if (!sep[0])
+    strbuf_printf(b, "default");
+}
+
 struct status_text {
   char exit_code[16], sig[32], pid[16], created[48], started[48], finished[48], cmd[1024];
-  struct strbuf labels;
+  struct strbuf labels, security;
 };
 
 static void status_fields(const Quilt__V1__Container *c, struct status_text *t) {
@@ -90,12 +107,13 @@ static void status_fields(const Quilt__V1__Container *c, struct status_text *t) 
   fmt_time(c->finished_at_ns, false, t->finished, sizeof t->finished);
   fmt_command(c->spec, t->cmd, sizeof t->cmd);
   labels_text(c->spec, &t->labels);
+  security_text(c->spec, &t->security);
 }
 
 static const char *or_dash(const char *s) { return s && s[0] ? s : "-"; }
 
 static int status_text(FILE *f, const Quilt__V1__Container *c) {
-  struct status_text t = {.labels = STRBUF_INIT};
+  struct status_text t = {.labels = STRBUF_INIT, .security = STRBUF_INIT};
   status_fields(c, &t);
   const char *image = c->spec && c->spec->image[0] ? c->spec->image : "(default)";
   const char *rows[][2] = {
@@ -109,6 +127,7 @@ static int status_text(FILE *f, const Quilt__V1__Container *c) {
       {"Created:", t.created}, {"Started:", t.started},
       {"Finished:", t.finished}, {"Pid:", t.pid},
       {"IP address:", or_dash(c->ip_address)},
+      {"Security:", strbuf_cstr(&t.security)},
   };
   struct table tab;
   int r = table_init(&tab, 2, NULL);
@@ -118,6 +137,7 @@ static int status_text(FILE *f, const Quilt__V1__Container *c) {
     table_print(&tab, f);
   table_free(&tab);
   strbuf_free(&t.labels);
+  strbuf_free(&t.security);
   return r;
 }
 

@@ -22,9 +22,10 @@ struct spec_build {
   Quilt__V1__ContainerSpec spec;
   Quilt__V1__Namespaces ns;
   Quilt__V1__SetupConfig setup_cfg;
+  Quilt__V1__Security sec;
   char *sh_argv[3];
   /* Each has room for argc entries: every flag use takes an argument. */
-  char **env, **setup;
+  char **env, **setup, **cap_add, **cap_drop;
   label_entry *label_items;
   label_entry **labels;
   char **owned; /* strings we allocated; freed with the build */
@@ -39,6 +40,8 @@ static void spec_free(struct spec_build *b) {
   free(b->owned);
   free(b->env);
   free(b->setup);
+  free(b->cap_add);
+  free(b->cap_drop);
   free(b->label_items);
   free(b->labels);
 }
@@ -47,13 +50,17 @@ static int spec_init(struct spec_build *b, int argc) {
   size_t n = (size_t)argc + 1;
   *b = (struct spec_build){.spec = QUILT__V1__CONTAINER_SPEC__INIT,
                            .ns = QUILT__V1__NAMESPACES__INIT,
-                           .setup_cfg = QUILT__V1__SETUP_CONFIG__INIT};
+                           .setup_cfg = QUILT__V1__SETUP_CONFIG__INIT,
+                           .sec = QUILT__V1__SECURITY__INIT};
   b->env = calloc(n, sizeof *b->env);
   b->setup = calloc(n, sizeof *b->setup);
+  b->cap_add = calloc(n, sizeof *b->cap_add);
+  b->cap_drop = calloc(n, sizeof *b->cap_drop);
   b->label_items = calloc(n, sizeof *b->label_items);
   b->labels = calloc(n, sizeof *b->labels);
   b->owned = calloc(2 * n, sizeof *b->owned);
-  if (b->env && b->setup && b->label_items && b->labels && b->owned)
+  if (b->env && b->setup && b->cap_add && b->cap_drop && b->label_items && b->labels &&
+      b->owned)
     return 0;
   spec_free(b);
   return -ENOMEM;
@@ -157,8 +164,20 @@ enum {
   OPT_IMAGE = 0x200, OPT_NAME, OPT_COMMAND, OPT_SETUP, OPT_CPU, OPT_PIDS, OPT_ALL_NS, OPT_USERNS,
   OPT_HOSTNAME, OPT_NETWORK, OPT_RM, OPT_START, OPT_NO_START, OPT_SETUP_NETWORK,
   OPT_NPM_REGISTRY, OPT_PIP_INDEX, OPT_GEM_SOURCE, OPT_APT_MIRROR, OPT_APK_REPO, OPT_HTTP_PROXY,
-  OPT_HTTPS_PROXY, OPT_NO_PROXY,
+  OPT_HTTPS_PROXY, OPT_NO_PROXY, OPT_CAP_ADD, OPT_CAP_DROP, OPT_SECURITY_OPT,
 };
+
+/* --security-opt: docker's spellings of the switches quiltd has. */
+static int security_option(struct cli_ctx *ctx, struct spec_build *b, const char *v) {
+  if (strcmp(v, "seccomp=unconfined") == 0)
+    b->sec.seccomp_unconfined = true;
+  else if (strcmp(v, "systempaths=unconfined") == 0)
+    b->sec.unmask_paths = true;
+  else if (strcmp(v, "no-new-privileges") != 0 && strcmp(v, "no-new-privileges=true") != 0)
+    return cli_cmd_usage_error(ctx, "invalid --security-opt '%s' (expected seccomp=unconfined, "
+                               "systempaths=unconfined or no-new-privileges)", v);
+  return -1;
+}
 
 static int parse_network(const char *v, Quilt__V1__NetworkMode *out) {
   if (strcmp(v, "none") == 0)
@@ -208,6 +227,9 @@ static const struct option create_opts[] = {
     {"http-proxy", required_argument, NULL, OPT_HTTP_PROXY},
     {"https-proxy", required_argument, NULL, OPT_HTTPS_PROXY},
     {"no-proxy", required_argument, NULL, OPT_NO_PROXY},
+    {"cap-add", required_argument, NULL, OPT_CAP_ADD},
+    {"cap-drop", required_argument, NULL, OPT_CAP_DROP},
+    {"security-opt", required_argument, NULL, OPT_SECURITY_OPT},
     {"rm", no_argument, NULL, OPT_RM},
     {"start", no_argument, NULL, OPT_START},
     {"no-start", no_argument, NULL, OPT_NO_START},
@@ -239,6 +261,8 @@ static bool simple_option(struct spec_build *b, int c, char *v) {
   case OPT_HTTP_PROXY: b->setup_cfg.http_proxy = v; break;
   case OPT_HTTPS_PROXY: b->setup_cfg.https_proxy = v; break;
   case OPT_NO_PROXY: b->setup_cfg.no_proxy = v; break;
+  case OPT_CAP_ADD: b->cap_add[b->sec.n_cap_add++] = v; break;
+  case OPT_CAP_DROP: b->cap_drop[b->sec.n_cap_drop++] = v; break;
   default: return false;
   }
   return true;
@@ -258,6 +282,8 @@ static int create_option(struct cli_ctx *ctx, struct spec_build *b, int c, char 
     return numeric_option(ctx, b, "cpu-limit", v);
   case OPT_PIDS:
     return numeric_option(ctx, b, "pids-limit", v);
+  case OPT_SECURITY_OPT:
+    return security_option(ctx, b, v);
   default:
     return network_option(ctx, b, c, v);
   }
@@ -306,6 +332,10 @@ static int parse_spec(struct cli_ctx *ctx, int argc, char **argv, struct spec_bu
   if (b->ns.enable_all || b->ns.user)
     b->spec.namespaces = &b->ns;
   b->spec.setup_config = &b->setup_cfg;
+  b->sec.cap_add = b->cap_add;
+  b->sec.cap_drop = b->cap_drop;
+  if (b->sec.n_cap_add || b->sec.n_cap_drop || b->sec.seccomp_unconfined || b->sec.unmask_paths)
+    b->spec.security = &b->sec;
   return check_spec(ctx, b, argc, argv);
 }
 
@@ -571,7 +601,16 @@ static int run_run(struct cli_ctx *ctx, int argc, char **argv) {
   "      --hostname NAME      hostname (default: the name, else the short id)\n"            \
   "  -l, --label KEY=VALUE    attach a label (repeatable)\n"                                 \
   "      --network MODE       none (loopback only, the default), host, or bridge\n"       \
-  "                           (an address on quiltd's bridge, NAT to the outside)\n"
+  "                           (an address on quiltd's bridge, NAT to the outside)\n"      \
+  "      --cap-add CAP        keep a capability beyond Docker's default set, e.g.\n"       \
+  "                           NET_ADMIN or CAP_SYS_PTRACE; ALL for every one (repeatable)\n" \
+  "      --cap-drop CAP       drop one of the default set, or ALL (repeatable; a\n"        \
+  "                           capability both dropped and added is kept)\n"              \
+  "      --security-opt OPT   seccomp=unconfined: no seccomp profile (mount, bpf,\n"     \
+  "                           keyctl, new user namespaces... allowed as far as the\n"      \
+  "                           capabilities let them); systempaths=unconfined: leave\n"   \
+  "                           /proc/kcore, /proc/keys, /sys/firmware... unmasked and\n"   \
+  "                           /proc/sys, /proc/sysrq-trigger... writable\n"
 
 const struct cli_command cli_cmd_create = {
     .name = "create",

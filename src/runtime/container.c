@@ -20,6 +20,7 @@
 #include "daemon.h"
 #include "grpc/call.h"
 #include "grpc/services.h"
+#include "runtime/caps.h"
 #include "runtime/cgroup.h"
 #include "runtime/image_jobs.h"
 #include "runtime/images.h"
@@ -330,7 +331,24 @@ static int validate_setup(struct quiltd *d, const Quilt__V1__ContainerSpec *s,
   return 0;
 }
 
+/* The capabilities a container keeps; validates the names. */
+static int caps_of(const Quilt__V1__ContainerSpec *s, uint64_t *caps, struct qerr *err) {
+  const Quilt__V1__Security *sec = s->security;
+  if (!sec) {
+    *caps = CAPS_DEFAULT;
+    return 0;
+  }
+  return caps_resolve(sec->cap_add, sec->n_cap_add, sec->cap_drop, sec->n_cap_drop, caps, err);
+}
+
+static bool unmasked(const Quilt__V1__ContainerSpec *s) {
+  return s->security && s->security->unmask_paths;
+}
+
 static int validate_spec(struct quiltd *d, const Quilt__V1__ContainerSpec *s, struct qerr *err) {
+  uint64_t caps;
+  if (caps_of(s, &caps, err) < 0)
+    return err->code;
 #define BAD(...) return qerr_status(err, GRPC_INVALID_ARGUMENT, EINVAL, __VA_ARGS__)
   if (s->n_command > 0 && !s->command[0][0])
     BAD("empty command: argv[0] is an empty string");
@@ -731,7 +749,8 @@ static void create_from(struct quiltd *d, struct grpc_call *call,
   struct warm *w = NULL;
   char lower[PATH_MAX], key[65];
   int rc = prepare_command(c, &err);
-  if (rc == 0 && pool_lower(c, rootfs, lower, key))
+  /* Unmasked paths need another /proc: not the pool's sandbox. */
+  if (rc == 0 && !unmasked(spec) && pool_lower(c, rootfs, lower, key))
     w = take_sandbox(d, c, lower);
   if (w) {
     adopt_files(c, w);
@@ -856,6 +875,8 @@ static int spawn_cold(struct container *c, const struct rootfs_view *view, int n
       .userns_count = d->cfg.userns_count,
       .cgroup_fd = -1,
       .stdio = {-1, -1, -1},
+      .unmasked = unmasked(c->spec),
+      .seccomp = &d->seccomp,
   };
   res->pid = 0;
   char lower[PATH_MAX], at[PATH_MAX];
@@ -989,6 +1010,12 @@ static int send_exec(struct container *c, int ctl_fd, char **env, const char *ho
   memcpy(argv, s->command, s->n_command * sizeof *argv);
   struct spawn_exec ex = {.argv = argv, .env = env, .cwd = s->working_dir,
                           .hostname = hostname, .user = s->user, .resolv_conf = resolv};
+  if (s->security && s->security->seccomp_unconfined)
+    ex.flags |= SPAWN_SECCOMP_UNCONFINED;
+  if (caps_of(s, &ex.caps, err) < 0) { /* validated at create: only a stored spec */
+    close(ctl_fd);
+    return err->code;
+  }
   return spawn_send_exec(ctl_fd, &ex, err);
 }
 
@@ -1140,7 +1167,7 @@ static int setup_exec(struct container *c, struct setup_run *run, int ctl_fd, bo
   char *argv[] = {"/bin/sh", "/.quilt-setup", NULL};
   char *env[] = {"PATH=" DEFAULT_PATH, "HOME=/root", "TERM=xterm", NULL};
   struct spawn_exec ex = {.argv = argv, .env = env, .cwd = "/", .hostname = c->id,
-                          .user = "", .resolv_conf = resolv};
+                          .user = "", .resolv_conf = resolv, .caps = CAPS_DEFAULT};
   return spawn_send_exec(ctl_fd, &ex, err);
 }
 

@@ -106,8 +106,8 @@ static int clone_sandbox(struct warm_pool *p, struct warm *w, struct qerr *err) 
       .child_setup = setup_in_child,
       .child_arg = w,
       .announce_ready = true,
+      .seccomp = &d->seccomp,
   };
-  (void)d;
   int rc = open_stdio(w, sb.stdio, err);
   if (rc == 0)
     rc = spawn_sandbox(&sb, &w->proc, err);

@@ -26,6 +26,8 @@
 
 #include "common/cleanup.h"
 #include "grpc/status.h"
+#include "runtime/caps.h"
+#include "runtime/seccomp.h"
 #include "runtime/syscalls.h"
 
 /* ------------------------------------------------------------ child side
@@ -109,26 +111,19 @@ static void bind_host_dev(struct child *c, const char *name) {
   mount_in_root(c, host, target, NULL, MS_BIND, NULL, false);
 }
 
+/* /dev is a nodev tmpfs: a device node root makes there (CAP_MKNOD is in
+ * the default set) cannot be opened, so no host disk is reachable. Its six
+ * nodes are binds of the host's, which keep their own mount's rights. */
 static void make_dev(struct child *c) {
-  static const struct { const char *name; unsigned maj, min; } nodes[] = {
-      {"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7},
-      {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
-  };
-  mount_in_root(c, "tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k",
-                true);
+  static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+  mount_in_root(c, "tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NODEV | MS_STRICTATIME,
+                "mode=755,size=65536k", true);
   cleanup_fd int dev = open_in_root(c, "/dev", true);
   cleanup_fd int devdir = openat(dev, ".", O_DIRECTORY | O_CLOEXEC);
   if (devdir < 0)
     child_fail(c, GRPC_INTERNAL, errno, "opening /dev");
-  for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
-    if (mknodat(devdir, nodes[i].name, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)) == 0) {
-      fchmodat(devdir, nodes[i].name, 0666, 0); /* undo the umask */
-      continue;
-    }
-    if (errno != EPERM)
-      child_fail(c, GRPC_INTERNAL, errno, "creating /dev/%s", nodes[i].name);
-    bind_host_dev(c, nodes[i].name); /* in a user namespace: no mknod */
-  }
+  for (size_t i = 0; i < ARRAY_SIZE(nodes); i++)
+    bind_host_dev(c, nodes[i]);
   static const struct { const char *target, *link; } links[] = {
       {"/proc/self/fd", "fd"},      {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
       {"/proc/self/fd/2", "stderr"}, {"pts/ptmx", "ptmx"},
@@ -157,6 +152,72 @@ static void make_sys(struct child *c) {
   mount_in_root(c, NULL, "/sys", NULL, MS_BIND | MS_REMOUNT | ro, NULL, true);
 }
 
+/* Opens an existing path in the rootfs, following no symlink at all (these
+ * are kernel files); -1 with errno ENOENT when it is not there. */
+static int open_existing(struct child *c, const char *path) {
+  struct open_how how = {.flags = O_PATH | O_CLOEXEC,
+                         .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS};
+  while (*path == '/')
+    path++;
+  return sys_openat2(c->rootfd, path, &how);
+}
+
+/* Files that leak host kernel state (memory, keys, timers, firmware) read
+ * as empty: /dev/null over a file, an empty read-only tmpfs over a dir. */
+static void mask_path(struct child *c, const char *path) {
+  cleanup_fd int fd = open_existing(c, path);
+  struct stat st;
+  if (fd < 0 && (errno == ENOENT || errno == ENOTDIR))
+    return; /* this kernel has no such file */
+  if (fd < 0 || fstat(fd, &st) < 0)
+    child_fail(c, GRPC_INTERNAL, errno, "opening %s to mask it", path);
+  char at[64];
+  snprintf(at, sizeof at, "/proc/self/fd/%d", fd);
+  int rc = S_ISDIR(st.st_mode)
+               ? mount("tmpfs", at, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                       "size=0,mode=555")
+               : mount("/dev/null", at, NULL, MS_BIND, NULL);
+  if (rc < 0)
+    child_fail(c, GRPC_INTERNAL, errno, "masking %s", path);
+}
+
+/* Knobs of the host kernel (sysctls, sysrq, irq affinity) stay readable
+ * but not writable: a read-only bind of each over itself. */
+static void read_only_path(struct child *c, const char *path) {
+  cleanup_fd int fd = open_existing(c, path);
+  if (fd < 0 && (errno == ENOENT || errno == ENOTDIR))
+    return;
+  if (fd < 0)
+    child_fail(c, GRPC_INTERNAL, errno, "opening %s", path);
+  char at[64];
+  snprintf(at, sizeof at, "/proc/self/fd/%d", fd);
+  if (mount(at, at, NULL, MS_BIND | MS_REC, NULL) < 0)
+    child_fail(c, GRPC_INTERNAL, errno, "binding %s", path);
+  /* The remount must name the new bind, not the fd's mount beneath it. */
+  cleanup_fd int top = open_existing(c, path);
+  snprintf(at, sizeof at, "/proc/self/fd/%d", top);
+  if (top < 0 || mount(NULL, at, NULL,
+                       MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                       NULL) < 0)
+    child_fail(c, GRPC_INTERNAL, errno, "making %s read-only", path);
+}
+
+/* Docker's lists; a path this kernel lacks is skipped. */
+static void mask_paths(struct child *c) {
+  static const char *const masked[] = {
+      "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+      "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+      "/sys/firmware", "/sys/devices/virtual/powercap",
+  };
+  static const char *const read_only[] = {
+      "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+  };
+  for (size_t i = 0; i < ARRAY_SIZE(masked); i++)
+    mask_path(c, masked[i]);
+  for (size_t i = 0; i < ARRAY_SIZE(read_only); i++)
+    read_only_path(c, read_only[i]);
+}
+
 static void setup_mounts(struct child *c) {
   const struct spawn_sandbox *s = c->sb;
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
@@ -177,20 +238,22 @@ static void setup_mounts(struct child *c) {
                  s->overlay_lower, s->overlay_upper, s->overlay_work,
                  userns ? ",userxattr" : "") >= (int)sizeof opts)
       child_fail(c, GRPC_INVALID_ARGUMENT, ENAMETOOLONG, "overlay options");
-    int rc = mount("overlay", s->rootfs, "overlay", 0, opts);
+    int rc = mount("overlay", s->rootfs, "overlay", MS_NODEV, opts);
     if (rc < 0 && errno == EINVAL) { /* a kernel without "volatile" */
       *strrchr(opts, ',') = 0;
-      rc = mount("overlay", s->rootfs, "overlay", 0, opts);
+      rc = mount("overlay", s->rootfs, "overlay", MS_NODEV, opts);
     }
     if (rc < 0)
       child_fail(c, GRPC_FAILED_PRECONDITION, errno, "mounting overlay of %s", s->overlay_lower);
   } else if (mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) {
     child_fail(c, GRPC_FAILED_PRECONDITION, errno, "binding rootfs %s", s->rootfs);
-  } else if (!s->rootfs_writable &&
-             mount(NULL, s->rootfs, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0) {
+  } else if (mount(NULL, s->rootfs, NULL,
+                   MS_BIND | MS_REMOUNT | MS_NODEV | (s->rootfs_writable ? 0 : MS_RDONLY),
+                   NULL) < 0) {
     /* Without an overlay the image itself is the rootfs: never writable, or
      * one container could change every other's files. */
-    child_fail(c, GRPC_INTERNAL, errno, "making rootfs %s read-only", s->rootfs);
+    child_fail(c, GRPC_INTERNAL, errno, "making rootfs %s nodev%s", s->rootfs,
+               s->rootfs_writable ? "" : " and read-only");
   }
   c->rootfd = open(s->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (c->rootfd < 0)
@@ -198,6 +261,8 @@ static void setup_mounts(struct child *c) {
   mount_in_root(c, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, true);
   make_dev(c);
   make_sys(c);
+  if (!s->unmasked)
+    mask_paths(c);
   mount_in_root(c, "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", true);
 }
 
@@ -267,21 +332,14 @@ static void switch_user(struct child *c, const char *user) {
     child_fail(c, GRPC_FAILED_PRECONDITION, errno, "switching to user %s (%u:%u)", user, uid, gid);
 }
 
-/* What a container's processes may keep: the set Docker gives by default.
- * Everything else (SYS_ADMIN, SYS_MODULE, SYS_PTRACE, NET_ADMIN, ...) leaves
- * the bounding set, so not even a setuid binary gets it back. */
-#define CAP_BIT(c) (1ull << (c))
-static const uint64_t kept_caps =
-    CAP_BIT(CAP_CHOWN) | CAP_BIT(CAP_DAC_OVERRIDE) | CAP_BIT(CAP_FOWNER) |
-    CAP_BIT(CAP_FSETID) | CAP_BIT(CAP_KILL) | CAP_BIT(CAP_SETGID) | CAP_BIT(CAP_SETUID) |
-    CAP_BIT(CAP_SETPCAP) | CAP_BIT(CAP_NET_BIND_SERVICE) | CAP_BIT(CAP_NET_RAW) |
-    CAP_BIT(CAP_SYS_CHROOT) | CAP_BIT(CAP_MKNOD) | CAP_BIT(CAP_AUDIT_WRITE) |
-    CAP_BIT(CAP_SETFCAP);
-
-/* Before the user switch: dropping from the bounding set needs SETPCAP. */
-static void drop_bounding_caps(struct child *c) {
+/* What a container's processes may keep: by default the set Docker gives
+ * (caps.h), changed by --cap-add/--cap-drop. Everything else (SYS_ADMIN,
+ * SYS_MODULE, SYS_PTRACE, NET_ADMIN, ...) leaves the bounding set, so not
+ * even a setuid binary gets it back.
+ * Before the user switch: dropping from the bounding set needs SETPCAP. */
+static void drop_bounding_caps(struct child *c, uint64_t kept_caps) {
   for (int cap = 0; cap < 64; cap++) {
-    if (kept_caps & CAP_BIT(cap))
+    if (kept_caps & CAPS_BIT(cap))
       continue;
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) /* EINVAL: no such cap */
       child_fail(c, GRPC_INTERNAL, errno, "dropping capability %d", cap);
@@ -290,7 +348,7 @@ static void drop_bounding_caps(struct child *c) {
 }
 
 /* After it: root keeps the default set; another user has none left. */
-static void limit_caps(struct child *c) {
+static void limit_caps(struct child *c, uint64_t kept_caps) {
   struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
   struct __user_cap_data_struct data[2];
   if (syscall(SYS_capget, &hdr, data) < 0)
@@ -440,9 +498,9 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
     child_fail(c, GRPC_INTERNAL, errno, "setting hostname %s", ex.hostname);
   if (ex.resolv_conf[0])
     write_resolv_conf(c, ex.resolv_conf);
-  drop_bounding_caps(c);
+  drop_bounding_caps(c, ex.caps);
   switch_user(c, ex.user);
-  limit_caps(c);
+  limit_caps(c, ex.caps);
   const char *cwd = ex.cwd[0] ? ex.cwd : "/";
   if (chdir(cwd) < 0)
     child_fail(c, GRPC_FAILED_PRECONDITION, errno, "working directory %s", cwd);
@@ -452,6 +510,11 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
   /* Nothing of the daemon may leak into the container. */
   if (sys_close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
     child_fail(c, GRPC_INTERNAL, errno, "marking fds close-on-exec");
+  /* Last: the filter must let through only what remains, execve and the
+   * writes that report a failure. */
+  int rc = s->seccomp && !(ex.flags & SPAWN_SECCOMP_UNCONFINED) ? qseccomp_install(s->seccomp) : 0;
+  if (rc < 0)
+    child_fail(c, GRPC_INTERNAL, -rc, "installing the seccomp filter");
   exec_command(c, &ex);
   _exit(127);
 }
@@ -549,11 +612,15 @@ static size_t vec_len(char *const *v) {
   return n;
 }
 
-/* Body: u32 argc, u32 envc, then NUL-terminated hostname, cwd, user,
- * resolv.conf, argv, env; preceded on the wire by its u32 length. */
+/* Body: u32 argc, u32 envc, u32 flags, u64 caps (two u32, low first), then
+ * NUL-terminated hostname, cwd, user, resolv.conf, argv, env; preceded on
+ * the wire by its u32 length. */
+#define EXEC_HDR_WORDS 5
 int spawn_exec_pack(const struct spawn_exec *ex, struct strbuf *out, struct qerr *err) {
   size_t start = out->len;
-  uint32_t hdr[3] = {0, (uint32_t)vec_len(ex->argv), (uint32_t)vec_len(ex->env)};
+  uint32_t hdr[1 + EXEC_HDR_WORDS] = {0, (uint32_t)vec_len(ex->argv), (uint32_t)vec_len(ex->env),
+                                      ex->flags, (uint32_t)ex->caps,
+                                      (uint32_t)(ex->caps >> 32)};
   int rc = strbuf_append(out, hdr, sizeof hdr);
   put_str(out, ex->hostname, &rc);
   put_str(out, ex->cwd, &rc);
@@ -590,12 +657,12 @@ static char *take_str(char *buf, size_t len, size_t *pos) {
 }
 
 int spawn_exec_unpack(char *buf, size_t len, struct spawn_exec *ex, char ***vecs) {
-  uint32_t argc, envc;
-  if (len < 2 * sizeof(uint32_t))
+  uint32_t hdr[EXEC_HDR_WORDS];
+  if (len < sizeof hdr)
     return -EINVAL;
-  memcpy(&argc, buf, sizeof argc);
-  memcpy(&envc, buf + sizeof argc, sizeof envc);
-  size_t pos = 2 * sizeof(uint32_t);
+  memcpy(hdr, buf, sizeof hdr);
+  uint32_t argc = hdr[0], envc = hdr[1];
+  size_t pos = sizeof hdr;
   /* Every string takes at least its NUL: bounds the allocation. */
   if (argc == 0 || (uint64_t)argc + envc + 4 > len - pos)
     return -EINVAL;
@@ -619,7 +686,8 @@ int spawn_exec_unpack(char *buf, size_t len, struct spawn_exec *ex, char ***vecs
     return -EINVAL;
   }
   *ex = (struct spawn_exec){.argv = v, .env = v + argc + 1, .hostname = head[0],
-                            .cwd = head[1], .user = head[2], .resolv_conf = head[3]};
+                            .cwd = head[1], .user = head[2], .resolv_conf = head[3],
+                            .caps = hdr[3] | (uint64_t)hdr[4] << 32, .flags = hdr[2]};
   *vecs = v;
   return 0;
 }

@@ -16,12 +16,15 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "common/qerr.h"
 #include "common/strbuf.h"
 
 #define SPAWN_MAX_CGROUP_FDS 8
+
+struct sock_fprog;
 
 /* What the container's world looks like; fixed when it is cloned. */
 struct spawn_sandbox {
@@ -55,6 +58,14 @@ struct spawn_sandbox {
    * the exec record: how the pool tells a ready sandbox from one still
    * mounting. */
   bool announce_ready;
+  /* Leave /proc's sensitive files visible and writable: no masked paths
+   * (/proc/kcore, /proc/keys, /sys/firmware, ...) and no read-only ones
+   * (/proc/sys, /proc/sysrq-trigger, ...). A power user's switch. */
+  bool unmasked;
+  /* The seccomp filter the command runs under unless its exec record says
+   * unconfined; NULL: none. Built once by the daemon (seccomp.h): the child,
+   * a copy of the daemon, reads it from its own memory. */
+  const struct sock_fprog *seccomp;
 };
 
 #define SPAWN_READY 'R'
@@ -72,7 +83,12 @@ struct spawn_exec {
   const char *hostname;    /* set when a UTS namespace was created */
   const char *user;        /* "", "uid[:gid]" or a name from /etc/passwd */
   const char *resolv_conf; /* "" or NULL: leave /etc/resolv.conf; else its text */
+  uint64_t caps;           /* capabilities kept (caps.h), e.g. CAPS_DEFAULT */
+  unsigned flags;          /* SPAWN_* below */
 };
+
+/* Run without the sandbox's seccomp filter. */
+#define SPAWN_SECCOMP_UNCONFINED 1u
 
 struct spawn_result {
   pid_t pid;

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "runtime/caps.h"
 #include "runtime/spawn.h"
 
 static void pack(const struct spawn_exec *ex, struct strbuf *b) {
@@ -26,7 +27,8 @@ static void round_trip(void **state) {
   char *argv[] = {"sh", "-c", "echo $A", NULL};
   char *env[] = {"A=1", "PATH=/bin", "EMPTY=", NULL};
   struct spawn_exec in = {.argv = argv, .env = env, .cwd = "/tmp", .hostname = "box",
-                          .user = "1000:1000", .resolv_conf = "nameserver 10.0.0.1\n"};
+                          .user = "1000:1000", .resolv_conf = "nameserver 10.0.0.1\n",
+                          .caps = CAPS_DEFAULT | CAPS_BIT(40), .flags = SPAWN_SECCOMP_UNCONFINED};
   struct strbuf b = STRBUF_INIT;
   pack(&in, &b);
   struct spawn_exec out;
@@ -36,6 +38,9 @@ static void round_trip(void **state) {
   assert_string_equal(out.cwd, "/tmp");
   assert_string_equal(out.user, "1000:1000");
   assert_string_equal(out.resolv_conf, "nameserver 10.0.0.1\n");
+  /* Both halves of the capability set cross, and the seccomp choice. */
+  assert_true(out.caps == (CAPS_DEFAULT | CAPS_BIT(40)));
+  assert_int_equal(out.flags, SPAWN_SECCOMP_UNCONFINED);
   for (int i = 0; i < 3; i++) {
     assert_string_equal(out.argv[i], argv[i]);
     assert_string_equal(out.env[i], env[i]);
@@ -59,6 +64,8 @@ static void null_fields_become_empty(void **state) {
   assert_string_equal(out.cwd, "");
   assert_string_equal(out.user, "");
   assert_string_equal(out.resolv_conf, "");
+  assert_true(out.caps == 0); /* no capabilities unless asked: never more */
+  assert_int_equal(out.flags, 0);
   assert_string_equal(out.argv[0], "true");
   assert_null(out.env[0]);
   free(vecs);
@@ -89,11 +96,11 @@ static void bad_headers_are_refused(void **state) {
   struct spawn_exec out;
   char **vecs = NULL;
   /* argc 0: nothing to exec. */
-  char zero[8 + 5] = {0};
-  memcpy(zero + 8, "\0\0\0\0x", 5);
+  char zero[20 + 5] = {0};
+  memcpy(zero + 20, "\0\0\0\0x", 5);
   assert_int_equal(spawn_exec_unpack(zero, sizeof zero, &out, &vecs), -EINVAL);
   /* Counts larger than the bytes could hold: refused before allocating. */
-  char huge[8 + 8] = {0};
+  char huge[20 + 8] = {0};
   uint32_t big = 0xffffffffu;
   memcpy(huge, &big, 4);
   memcpy(huge + 4, &big, 4);
