@@ -10,6 +10,7 @@
 #include "grpc/services.h"
 #include "runtime/cgroup.h"
 #include "runtime/container.h"
+#include "runtime/exec.h"
 #include "runtime/logs.h"
 
 /* Resolves the request's id; answers the call itself when that fails. */
@@ -127,6 +128,13 @@ void rpc_pause(struct grpc_call *call, const ProtobufCMessage *msg) {
 
 void rpc_resume(struct grpc_call *call, const ProtobufCMessage *msg) {
   freeze_rpc(call, ((const Quilt__V1__ResumeContainerRequest *)msg)->id, false);
+}
+
+void rpc_exec(struct grpc_call *call, const ProtobufCMessage *msg) {
+  const Quilt__V1__ExecRequest *req = (const void *)msg;
+  struct container *c = lookup(call, req->id);
+  if (c)
+    exec_rpc(call, c, req);
 }
 
 void rpc_remove(struct grpc_call *call, const ProtobufCMessage *msg) {

@@ -31,16 +31,6 @@ static void get_system_info(struct grpc_call *call, const ProtobufCMessage *req)
   grpc_call_reply(call, &info.base);
 }
 
-/* Methods whose runtime has not landed yet answer UNIMPLEMENTED by name. */
-static void not_yet(struct grpc_call *call, const ProtobufCMessage *req) {
-  const char *name = req->descriptor->short_name;
-  size_t len = strlen(name);
-  if (len > 7 && strcmp(name + len - 7, "Request") == 0)
-    len -= 7;
-  grpc_call_finish(call, GRPC_UNIMPLEMENTED, "%.*s is not implemented in quiltd %s yet",
-                   (int)len, name, QUILT_VERSION);
-}
-
 #define M(name, kind, in, fn)                                                  \
   {"/quilt.v1.Quilt/" name, kind, &quilt__v1__##in##__descriptor, fn, NULL}
 
@@ -58,7 +48,7 @@ static const struct grpc_method methods[] = {
     M("StreamLogs", GRPC_SERVER_STREAM, stream_logs_request, rpc_logs),
     M("WatchEvents", GRPC_SERVER_STREAM, watch_events_request, events_watch),
     M("GetStats", GRPC_UNARY, get_stats_request, rpc_stats),
-    M("Exec", GRPC_UNARY, exec_request, not_yet),
+    M("Exec", GRPC_UNARY, exec_request, rpc_exec),
     M("ImportImage", GRPC_SERVER_STREAM, import_image_request, rpc_import_image),
     {"/quilt.v1.Quilt/UploadImage", GRPC_BIDI, &quilt__v1__upload_image_chunk__descriptor,
      rpc_upload_image, rpc_upload_image_done},

@@ -1793,3 +1793,83 @@ void containers_free(struct quiltd *d) {
     container_free(c);
   }
 }
+
+/* ------------------------------------------------------------ exec */
+
+/* The container's environment under the exec's own entries (theirs win). */
+static char **exec_env(const struct container *c, const Quilt__V1__ExecRequest *req,
+                       const char *hostname) {
+  char **base = build_env(c, hostname);
+  size_t nb = 0;
+  while (base && base[nb])
+    nb++;
+  char **env = base ? calloc(nb + req->n_env + 1, sizeof *env) : NULL;
+  if (!env) {
+    free_env(base);
+    return NULL;
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < req->n_env; i++)
+    env[k++] = strdup(req->env[i]);
+  for (size_t i = 0; i < nb; i++) {
+    size_t klen = strcspn(base[i], "=") + 1;
+    bool overridden = false;
+    for (size_t j = 0; j < req->n_env; j++)
+      overridden |= strncmp(req->env[j], base[i], klen) == 0;
+    if (overridden)
+      free(base[i]);
+    else
+      env[k++] = base[i];
+  }
+  free(base);
+  return env;
+}
+
+static int exec_check(const struct container *c, const Quilt__V1__ExecRequest *req,
+                      struct qerr *err) {
+  if (req->n_command == 0)
+    return qerr_status(err, GRPC_INVALID_ARGUMENT, EINVAL, "empty command: give the program to run");
+  if (c->state == ST(PAUSED))
+    return qerr_status(err, GRPC_FAILED_PRECONDITION, EBUSY,
+                       "container %.12s is paused: resume it first", c->id);
+  if (c->state != ST(RUNNING) || c->pidfd < 0 || c->setup)
+    return qerr_status(err, GRPC_FAILED_PRECONDITION, ESRCH, "container %.12s is not running",
+                       c->id);
+  return 0;
+}
+
+int container_exec_spawn(struct container *c, const Quilt__V1__ExecRequest *req,
+                         const int stdio[3], struct spawn_result *res, struct qerr *err) {
+  const Quilt__V1__ContainerSpec *s = c->spec;
+  if (exec_check(c, req, err) < 0)
+    return err->code;
+  char sid[13], hostname[72];
+  snprintf(hostname, sizeof hostname, "%s",
+           s->hostname[0] ? s->hostname : c->name[0] ? c->name : short_id(c, sid));
+  cleanup_free char **argv = calloc(req->n_command + 1, sizeof *argv);
+  char **env = exec_env(c, req, hostname);
+  if (!argv || !env) {
+    free_env(env);
+    return qerr_set(err, ENOMEM, "out of memory");
+  }
+  memcpy(argv, req->command, req->n_command * sizeof *argv);
+  struct spawn_exec ex = {.argv = argv, .env = env,
+                          .cwd = req->working_dir[0] ? req->working_dir : s->working_dir,
+                          .user = req->user[0] ? req->user : s->user};
+  if (s->security && s->security->seccomp_unconfined)
+    ex.flags |= SPAWN_SECCOMP_UNCONFINED;
+  struct spawn_join j = {.target_pidfd = c->pidfd, .ns_flags = ns_flags(s),
+                         .cgroup_fd = c->cg ? cgroup_fd(c->cg) : -1,
+                         .stdio = {stdio[0], stdio[1], stdio[2]}, .seccomp = &c->d->seccomp};
+  int n = c->cg && j.cgroup_fd < 0
+              ? cgroup_procs_fds(c->cg, j.cgroup_procs, SPAWN_MAX_CGROUP_FDS, err)
+              : 0;
+  int rc = n < 0 ? n : caps_of(s, &ex.caps, err);
+  j.n_cgroup_procs = n > 0 ? (size_t)n : 0;
+  if (rc == 0)
+    rc = spawn_join(&j, &ex, res, err);
+  for (size_t i = 0; i < j.n_cgroup_procs; i++)
+    close(j.cgroup_procs[i]);
+  free_env(env);
+  return rc;
+}

@@ -89,6 +89,12 @@ void container_stop_rpc(struct quiltd *d, struct grpc_call *call, struct contain
 /* Signals the main process; a paused container is thawed after the signal
  * was sent, so that it can act on it. */
 int container_kill(struct container *c, int sig, struct qerr *err);
+/* Starts an exec'd process in a running container (its namespaces,
+ * cgroup, user, environment and security settings, ExecRequest's on top),
+ * with stdio as its fds 0, 1, 2. */
+struct spawn_result;
+int container_exec_spawn(struct container *c, const Quilt__V1__ExecRequest *req,
+                         const int stdio[3], struct spawn_result *res, struct qerr *err);
 /* Freezes every process of a running container (state paused) / thaws a
  * paused one (running again). */
 int container_pause(struct container *c, struct qerr *err);

@@ -413,6 +413,32 @@ static void exec_command(struct child *c, const struct spawn_exec *ex) {
   child_fail(c, GRPC_FAILED_PRECONDITION, last, "executing %s", cmd);
 }
 
+/* The same last steps for a container's process and an exec'd one: its
+ * capabilities, user, directory, limits, no_new_privs, no daemon fds, the
+ * seccomp filter, then execve. */
+__attribute__((noreturn)) static void harden_and_exec(struct child *c, const struct spawn_exec *ex,
+                                                      const struct sock_fprog *seccomp) {
+  drop_bounding_caps(c, ex->caps);
+  switch_user(c, ex->user);
+  limit_caps(c, ex->caps);
+  const char *cwd = ex->cwd && ex->cwd[0] ? ex->cwd : "/";
+  if (chdir(cwd) < 0)
+    child_fail(c, GRPC_FAILED_PRECONDITION, errno, "working directory %s", cwd);
+  set_rlimits();
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+    child_fail(c, GRPC_INTERNAL, errno, "setting no_new_privs");
+  /* Nothing of the daemon may leak into the container. */
+  if (sys_close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+    child_fail(c, GRPC_INTERNAL, errno, "marking fds close-on-exec");
+  /* Last: the filter must let through only what remains, execve and the
+   * writes that report a failure. */
+  int rc = seccomp && !(ex->flags & SPAWN_SECCOMP_UNCONFINED) ? qseccomp_install(seccomp) : 0;
+  if (rc < 0)
+    child_fail(c, GRPC_INTERNAL, -rc, "installing the seccomp filter");
+  exec_command(c, ex);
+  _exit(127);
+}
+
 static void read_ctl(struct child *c, void *buf, size_t n, const char *what) {
   size_t got = 0;
   while (got < n) {
@@ -498,25 +524,7 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
     child_fail(c, GRPC_INTERNAL, errno, "setting hostname %s", ex.hostname);
   if (ex.resolv_conf[0])
     write_resolv_conf(c, ex.resolv_conf);
-  drop_bounding_caps(c, ex.caps);
-  switch_user(c, ex.user);
-  limit_caps(c, ex.caps);
-  const char *cwd = ex.cwd[0] ? ex.cwd : "/";
-  if (chdir(cwd) < 0)
-    child_fail(c, GRPC_FAILED_PRECONDITION, errno, "working directory %s", cwd);
-  set_rlimits();
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-    child_fail(c, GRPC_INTERNAL, errno, "setting no_new_privs");
-  /* Nothing of the daemon may leak into the container. */
-  if (sys_close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-    child_fail(c, GRPC_INTERNAL, errno, "marking fds close-on-exec");
-  /* Last: the filter must let through only what remains, execve and the
-   * writes that report a failure. */
-  int rc = s->seccomp && !(ex.flags & SPAWN_SECCOMP_UNCONFINED) ? qseccomp_install(s->seccomp) : 0;
-  if (rc < 0)
-    child_fail(c, GRPC_INTERNAL, -rc, "installing the seccomp filter");
-  exec_command(c, &ex);
-  _exit(127);
+  harden_and_exec(c, &ex, s->seccomp);
 }
 
 /* ------------------------------------------------------------ parent side */
@@ -573,6 +581,78 @@ int spawn_sandbox(const struct spawn_sandbox *sb, struct spawn_result *res, stru
   fcntl(ctl[1], F_SETFL, O_NONBLOCK);
   *res = (struct spawn_result){
       .pid = (pid_t)pid, .pidfd = pidfd, .status_fd = status[0], .ctl_fd = ctl[1]};
+  return 0;
+}
+
+/* In the exec'd child: the container's cgroup (v1), namespaces and ids. */
+__attribute__((noreturn)) static void join_main(struct child *c, const struct spawn_join *j,
+                                                const struct spawn_exec *ex) {
+  for (size_t i = 0; i < j->n_cgroup_procs; i++)
+    if (write(j->cgroup_procs[i], "0", 1) != 1)
+      child_fail(c, GRPC_INTERNAL, errno, "joining the container's cgroup");
+  int ns = j->ns_flags & (CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
+                          CLONE_NEWNET | CLONE_NEWCGROUP);
+  if (ns && setns(j->target_pidfd, ns) < 0)
+    child_fail(c, GRPC_FAILED_PRECONDITION, errno, "joining the container's namespaces");
+  if ((ns & CLONE_NEWUSER) &&
+      (setresgid(0, 0, 0) < 0 || setgroups(0, NULL) < 0 || setresuid(0, 0, 0) < 0))
+    child_fail(c, GRPC_INTERNAL, errno, "becoming root in the user namespace");
+  reset_signals();
+  setsid();
+  for (int i = 0; i < 3; i++)
+    if (dup2(j->stdio[i], i) < 0)
+      child_fail(c, GRPC_INTERNAL, errno, "setting up fd %d", i);
+  harden_and_exec(c, ex, j->seccomp);
+}
+
+/* Children are born into the PID namespace the parent chose for them: the
+ * daemon points its own at the container's around the clone. */
+static long clone_into(const struct spawn_join *j, int *pidfd, struct qerr *err) {
+  cleanup_fd int own = -1;
+  if (j->ns_flags & CLONE_NEWPID) {
+    own = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+    if (own < 0)
+      return qerr_errno(err, "opening /proc/self/ns/pid");
+    if (setns(j->target_pidfd, CLONE_NEWPID) < 0)
+      return qerr_status(err, GRPC_FAILED_PRECONDITION, errno,
+                         "entering the container's PID namespace: %s", strerror(errno));
+  }
+  struct clone_args args = {
+      .flags = CLONE_PIDFD, .pidfd = (uint64_t)(uintptr_t)pidfd, .exit_signal = SIGCHLD};
+  if (j->cgroup_fd >= 0) {
+    args.flags |= CLONE_INTO_CGROUP;
+    args.cgroup = (uint64_t)j->cgroup_fd;
+  }
+  long pid = sys_clone3(&args);
+  int saved = errno;
+  if (pid != 0 && own >= 0 && setns(own, CLONE_NEWPID) < 0)
+    abort(); /* every later child would land in the container: never go on */
+  if (pid < 0)
+    return qerr_status(err, saved == ENOMEM ? GRPC_FAILED_PRECONDITION : GRPC_INTERNAL, saved,
+                       "starting the process in the container: %s",
+                       saved == ENOMEM ? "the container is exiting" : strerror(saved));
+  return pid;
+}
+
+int spawn_join(const struct spawn_join *j, const struct spawn_exec *ex,
+               struct spawn_result *res, struct qerr *err) {
+  int status[2];
+  if (pipe2(status, O_CLOEXEC) < 0)
+    return qerr_errno(err, "creating the status pipe");
+  int pidfd = -1;
+  long pid = clone_into(j, &pidfd, err);
+  if (pid == 0) {
+    close(status[0]);
+    struct child c = {.status_fd = status[1], .ctl_fd = -1, .rootfd = -1};
+    join_main(&c, j, ex);
+  }
+  close(status[1]);
+  if (pid < 0) {
+    close(status[0]);
+    return err->code;
+  }
+  *res = (struct spawn_result){
+      .pid = (pid_t)pid, .pidfd = pidfd, .status_fd = status[0], .ctl_fd = -1};
   return 0;
 }
 

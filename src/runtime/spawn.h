@@ -87,6 +87,20 @@ struct spawn_exec {
   unsigned flags;          /* SPAWN_* below */
 };
 
+/* A process started inside a running container (exec): it joins the
+ * namespaces of the container's main process through its pidfd and its
+ * cgroup, then is hardened like the main process (spawn_exec's caps and
+ * flags, the seccomp filter) before its execve. */
+struct spawn_join {
+  int target_pidfd;        /* the container's main process */
+  int ns_flags;            /* the container's namespaces (CLONE_NEW*) */
+  int cgroup_fd;           /* v2 cgroup dir for CLONE_INTO_CGROUP, or -1 */
+  int cgroup_procs[SPAWN_MAX_CGROUP_FDS]; /* v1: cgroup.procs files to join */
+  size_t n_cgroup_procs;
+  int stdio[3];            /* fds that become 0, 1, 2 */
+  const struct sock_fprog *seccomp; /* NULL: none */
+};
+
 /* Run without the sandbox's seccomp filter. */
 #define SPAWN_SECCOMP_UNCONFINED 1u
 
@@ -96,6 +110,11 @@ struct spawn_result {
   int status_fd;           /* read end: EOF once exec succeeded */
   int ctl_fd;              /* write end (non-blocking): release, then the exec record */
 };
+
+/* Starts ex in the container; res gets pid, pidfd and the status pipe
+ * (EOF once execve succeeded, else a spawn_failure); ctl_fd is -1. */
+int spawn_join(const struct spawn_join *j, const struct spawn_exec *ex,
+               struct spawn_result *res, struct qerr *err);
 
 /* Clones the child. With CLONE_NEWUSER it waits for spawn_release() (after
  * spawn_map_ids()); otherwise it builds its sandbox at once. On success the

@@ -102,13 +102,13 @@ fi
 begin "--help lists the container commands"
 q --help
 want_rc 0
-for c in run create start status list ps logs stop kill pause unpause resume remove rm wait events stats; do
+for c in run create start status list ps logs exec stop kill pause unpause resume remove rm wait events stats; do
   want_out "  $c "
 done
 end
 
 begin "every container command has --help"
-for c in run create start status list ps logs stop kill pause unpause resume remove rm wait events stats; do
+for c in run create start status list ps logs exec stop kill pause unpause resume remove rm wait events stats; do
   q "$c" --help
   want_rc 0
   want_out "Usage: quilt-cli $c"
@@ -411,6 +411,34 @@ q rm k1 k2 k3
 end
 
 # ---------------------------------------------------------------- events, stats
+
+begin "exec: output, exit code, -i, -e, -w, --json, errors"
+q run -d --name ex -- sleep 60
+q exec ex -- sh -c 'echo out; echo err >&2; exit 4'
+want_rc 4; want_out_is "out"; want_err_is "err"
+q exec ex sh -c 'kill -9 $$'
+want_rc 137
+printf 'from stdin\n' >"$TMP/in"
+# q reads /dev/null: call the CLI directly to give it stdin.
+"$CLI" --socket "$SOCK" exec -i -e A=1 -w /tmp ex -- sh -c 'cat; echo $A; pwd' <"$TMP/in" >"$TMP/out"
+rc=$?; out=$(cat "$TMP/out")
+want_rc 0; want_out_is "$(printf 'from stdin\n1\n/tmp')"
+q --json exec ex -- echo hi
+want_rc 0; want_json_doc; want_out '"stdout": "hi\n"'; want_out '"exit_code": 0'
+q exec ex no-such-program
+want_rc 1; want_one_err_line; want_err "NOT_FOUND: command not found in the container: no-such-program"
+q exec nobody true
+want_rc 1; want_err "NOT_FOUND"
+q exec -t ex sh
+want_rc 2; want_err "streaming exec"
+q exec ex
+want_rc 2; want_err "no command given"
+q kill ex
+q --timeout 10 wait ex
+q exec ex true
+want_rc 1; want_err "is not running"
+q rm ex
+end
 
 begin "pause freezes, unpause thaws; status shows paused; errors say why"
 q run -d --name pz -- sh -c 'while :; do :; done'

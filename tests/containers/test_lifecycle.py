@@ -1287,6 +1287,136 @@ class NpmSetupTest(QuiltTestCase):
             registry.wait(timeout=10)
 
 
+class ExecTest(QuiltTestCase):
+    """Exec: a process run in a running container, output captured."""
+
+    def exec(self, ref, cmd, timeout=RPC_TIMEOUT, **kw):
+        return self.stub.Exec(pb.ExecRequest(id=ref, command=cmd, **kw), timeout=timeout)
+
+    def test_exec_sees_the_container(self):
+        c = self.create("echo made > /made-by-main; sleep 60", name="execd",
+                        env=["FROM_SPEC=1", "BOTH=spec"], memory_limit_mib=64)
+        deadline = time.monotonic() + 10
+        r = None
+        while time.monotonic() < deadline:
+            r = self.exec("execd", ["cat", "/made-by-main"])
+            if r.exit_code == 0:
+                break
+            time.sleep(0.05)
+        self.assertEqual(r.stdout, b"made\n")  # its rootfs
+        script = "; ".join([
+            "echo pid1=$(cat /proc/1/cmdline | tr '\\0' ' ')",
+            "echo host=$(hostname)",
+            "echo env=$FROM_SPEC,$BOTH,$EXTRA",
+            "echo cwd=$(pwd)",
+            "echo cg=$(cat /proc/self/cgroup | grep memory | cut -d: -f3)",
+            "echo capbnd=$(grep CapBnd /proc/self/status | cut -f2)",
+            "echo main_capbnd=$(grep CapBnd /proc/1/status | cut -f2)",
+            "echo nnp=$(grep NoNewPrivs /proc/self/status | cut -f2)",
+            "echo seccomp=$(grep '^Seccomp:' /proc/self/status | cut -f2)",
+        ])
+        r = self.exec("execd", ["sh", "-c", script], env=["BOTH=exec", "EXTRA=x"],
+                      working_dir="/tmp")
+        self.assertEqual((r.exit_code, r.stderr), (0, b""))
+        kv = parse_kv(r.stdout)
+        self.assertEqual(kv["pid1"].strip(), "sleep 60")  # sh execs its last command
+        self.assertEqual(kv["host"], "execd")
+        self.assertEqual(kv["env"], "1,exec,x")
+        self.assertEqual(kv["cwd"], "/tmp")
+        self.assertEqual(kv["capbnd"], kv["main_capbnd"], "not the container's capabilities")
+        self.assertEqual(kv["nnp"], "1")
+        self.assertEqual(kv["seccomp"], "2", "no seccomp filter")
+        self.kill(c.id, 9)
+        self.wait(c.id)
+
+    def test_exec_in_the_container_cgroup(self):
+        c = self.create("sleep 60", memory_limit_mib=64)
+        fut = self.stub.Exec.future(pb.ExecRequest(id=c.id, command=["sleep", "2.5"]),
+                                    timeout=20)
+        deadline = time.monotonic() + 10
+        host_pid = None
+        while host_pid is None and time.monotonic() < deadline:
+            out = subprocess.run(["pgrep", "-x", "-f", "sleep 2.5"], capture_output=True,
+                                 text=True).stdout.split()
+            host_pid = out[0] if len(out) == 1 else None
+            time.sleep(0.05)
+        self.assertIsNotNone(host_pid, "the exec'd process never showed up")
+        cgs = self.daemon.container_cgroups(c.id)
+        self.assertTrue(cgs)
+        for ctrl, path in cgs.items():
+            procs = quiltlib.read_text(os.path.join(path, "cgroup.procs")).split()
+            self.assertIn(host_pid, procs, "not in the container's %s cgroup" % ctrl)
+        self.assertEqual(fut.result().exit_code, 0)
+        self.kill(c.id, 9)
+        self.wait(c.id)
+
+    def test_exit_codes_signals_stdin_and_limits(self):
+        c = self.create("sleep 60")
+        self.assertEqual(self.exec(c.id, ["sh", "-c", "exit 7"]).exit_code, 7)
+        r = self.exec(c.id, ["sh", "-c", "kill -9 $$"])
+        self.assertEqual((r.exit_code, r.signal), (137, 9))
+        data = os.urandom(3 << 20)
+        r = self.exec(c.id, ["sh", "-c", "cat > /tmp/in; md5sum < /tmp/in; cat /tmp/in"],
+                      stdin=data, output_limit_bytes=4 << 20, timeout=60)
+        self.assertEqual(r.exit_code, 0, r.stderr)
+        self.assertEqual(r.stdout[:32].decode(), hashlib.md5(data).hexdigest())
+        self.assertEqual(r.stdout.split(b"\n", 1)[1], data)
+        self.assertFalse(r.output_truncated)
+        r = self.exec(c.id, ["sh", "-c", "head -c 5000000 /dev/zero; echo err >&2"],
+                      output_limit_bytes=1000, timeout=60)
+        self.assertEqual((len(r.stdout), r.stderr, r.output_truncated, r.exit_code),
+                         (1000, b"err\n", True, 0))
+        self.kill(c.id, 9)
+        self.wait(c.id)
+
+    def test_deadline_kills_a_hung_exec(self):
+        c = self.create("sleep 60")
+        t0 = time.monotonic()
+        e = self.assertRpcCode(Code.DEADLINE_EXCEEDED, self.exec, c.id, ["sleep", "4321"],
+                               timeout=1)
+        self.assertLess(time.monotonic() - t0, 5)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            left = self.exec(c.id, ["ps"]).stdout
+            if b"4321" not in left:
+                break
+            time.sleep(0.1)
+        self.assertNotIn(b"sleep 4321", left, "the hung exec was left running")
+        self.kill(c.id, 9)
+        self.wait(c.id)
+
+    def test_exec_errors(self):
+        self.assertRpcCode(Code.NOT_FOUND, self.exec, "no-such-container", ["true"])
+        c = self.create("sleep 60")
+        e = self.assertRpcCode(Code.NOT_FOUND, self.exec, c.id, ["no-such-program"])
+        self.assertIn("no-such-program", e.details())
+        e = self.assertRpcCode(Code.FAILED_PRECONDITION, self.exec, c.id, ["true"],
+                               working_dir="/no/such/dir")
+        self.assertIn("/no/such/dir", e.details())
+        self.assertRpcCode(Code.INVALID_ARGUMENT, self.exec, c.id, [])
+        self.stub.PauseContainer(pb.PauseContainerRequest(id=c.id), timeout=RPC_TIMEOUT)
+        e = self.assertRpcCode(Code.FAILED_PRECONDITION, self.exec, c.id, ["true"])
+        self.assertIn("paused", e.details())
+        self.kill(c.id, 9)
+        self.wait(c.id)
+        e = self.assertRpcCode(Code.FAILED_PRECONDITION, self.exec, c.id, ["true"])
+        self.assertIn("not running", e.details())
+
+    def test_exec_as_another_user_and_in_a_user_namespace(self):
+        c = self.create("sleep 60")
+        r = self.exec(c.id, ["id"], user="1234:5678")
+        self.assertEqual(r.stdout.split()[:2], [b"uid=1234", b"gid=5678"])
+        self.kill(c.id, 9)
+        self.wait(c.id)
+        os.chmod(self.tmp, 0o711)
+        u = self.create("sleep 60", namespaces=pb.Namespaces(user=True))
+        r = self.exec(u.id, ["sh", "-c", "id -u; echo $(cat /proc/self/uid_map | tr -s ' ')"])
+        self.assertEqual(r.exit_code, 0, r.stderr)
+        self.assertEqual(r.stdout.split(b"\n")[:2], [b"0", b"0 100000 65536"])
+        self.kill(u.id, 9)
+        self.wait(u.id)
+
+
 class NoOverlayTest(QuiltTestCase):
     """Where overlayfs is missing each container gets a private copy of the
     image (reflinked where the filesystem can): writable, and nobody else's."""
