@@ -91,6 +91,7 @@ static void test_render_scalars(void **state) {
   m->http1_requests = 7;
   m->h2_protocol_errors = 4;
   m->rapid_reset_sheds = 5;
+  m->auth_failures = 6;
   m->unknown_method_calls = 6;
   struct strbuf b = STRBUF_INIT;
   const char *t = render(m, &b);
@@ -105,6 +106,7 @@ static void test_render_scalars(void **state) {
   assert_line(t, "quilt_http1_requests_total 7");
   assert_line(t, "quilt_h2_protocol_errors_total 4");
   assert_line(t, "quilt_rapid_reset_sheds_total 5");
+  assert_line(t, "quilt_auth_failures_total 6");
   assert_line(t, "quilt_grpc_unknown_method_total 6");
   assert_line(t, "# TYPE quilt_grpc_requests_total counter");
   assert_line(t, "# TYPE quilt_grpc_request_duration_seconds histogram");
@@ -148,7 +150,7 @@ static void test_render_well_formed(void **state) {
     assert_true(*end == 0 && end > value + 1);
   }
   assert_int_equal(helps, types);
-  assert_int_equal(types, 11);
+  assert_int_equal(types, 12);
   strbuf_free(&b);
 }
 
