@@ -344,6 +344,8 @@ void grpc_call_closed(struct grpc_call *call, uint32_t error_code) {
   grpc_deframer_free(&call->deframer);
   strbuf_free(&call->outq);
   free(call->status_msg);
+  if (call->authorization) /* a secret: do not leave it in freed memory */
+    explicit_bzero(call->authorization, strlen(call->authorization));
   free(call->authorization);
   free(call);
 }

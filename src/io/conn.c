@@ -13,8 +13,8 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "daemon.h"
-#include "grpc/h1_session.h"
 #include "grpc/auth.h"
+#include "grpc/h1_session.h"
 #include "grpc/h2.h"
 
 #define FALLBACK_RBUF 16384

@@ -55,10 +55,11 @@ static void on_accept_cqe(struct qop *op, int res, uint32_t flags) {
 /* Whoever can write the directory can swap the socket for their own and
  * collect what clients send; the sticky bit stops that for /tmp-style dirs. */
 static int check_socket_dir(const char *path, struct qerr *err) {
-  char dir[sizeof ((struct sockaddr_un *)0)->sun_path];
-  snprintf(dir, sizeof dir, "%s", path);
+  char buf[sizeof ((struct sockaddr_un *)0)->sun_path];
+  snprintf(buf, sizeof buf, "%s", path);
+  const char *dir = dirname(buf);
   struct stat st;
-  if (stat(dirname(dir), &st) < 0)
+  if (stat(dir, &st) < 0)
     return qerr_errno(err, "socket directory %s", dir);
   if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
     return qerr_set(err, EPERM,
