@@ -70,10 +70,24 @@ static void raise_nofile(void) {
   }
 }
 
+/* Token rotation without a restart; a bad new file must not lock everyone
+ * out, so the old token stays until a valid one is read. */
+static void reload_token(struct quiltd *d) {
+  if (!d->auth.token) {
+    log_info("SIGHUP: no token file to reload");
+    return;
+  }
+  struct qerr err = QERR_INIT;
+  if (auth_reload(&d->auth, d->cfg.auth_token_file, &err) < 0)
+    log_error("SIGHUP: %s; the previous token stays in force", err.msg);
+  else
+    log_info("SIGHUP: reloaded the token from %s", d->cfg.auth_token_file);
+}
+
 static void on_signal(struct qsignals *s, int signo) {
   struct quiltd *d = container_of(s, struct quiltd, signals);
   if (signo == SIGHUP) {
-    log_info("SIGHUP: nothing to reload");
+    reload_token(d);
     return;
   }
   log_info("%s: shutting down", strsignal(signo));

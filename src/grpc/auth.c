@@ -98,6 +98,18 @@ int auth_load(struct auth *a, const char *path, struct qerr *err) {
   return auth_read_token_file(path, &a->token, &a->token_len, err);
 }
 
+int auth_reload(struct auth *a, const char *path, struct qerr *err) {
+  char *token;
+  size_t len;
+  int rc = auth_read_token_file(path, &token, &len, err);
+  if (rc < 0)
+    return rc;
+  struct auth_log_limit log = a->log;
+  auth_free(a);
+  *a = (struct auth){.token = token, .token_len = len, .log = log};
+  return 0;
+}
+
 void auth_free(struct auth *a) {
   if (a->token)
     explicit_bzero(a->token, a->token_len);

@@ -42,6 +42,9 @@ struct auth {
  * On success *token is malloc'ed and NUL-terminated. */
 int auth_read_token_file(const char *path, char **token, size_t *len, struct qerr *err);
 int auth_load(struct auth *a, const char *path, struct qerr *err);
+/* Re-reads the file (token rotation, SIGHUP): the new token replaces the
+ * old one only when it is valid; otherwise the old one stays in force. */
+int auth_reload(struct auth *a, const char *path, struct qerr *err);
 void auth_free(struct auth *a);
 
 /* Compares in time that depends only on expected_len, never on where the

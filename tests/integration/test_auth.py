@@ -368,6 +368,37 @@ class StartupChecks(unittest.TestCase):
             self.assertEqual(d.stop(), 0)
 
 
+class TokenRotation(unittest.TestCase):
+    def test_sighup_rereads_the_token_file(self):
+        d = Daemon().start()
+        try:
+            stub = pbg.QuiltStub(d.tcp())
+            call = lambda tok: stub.GetSystemInfo(pb.GetSystemInfoRequest(),
+                                                  metadata=bearer(tok), timeout=RPC_TIMEOUT)
+            self.assertTrue(call(TOKEN).version)
+            # A bad file (others may read it) is refused; the old token stays.
+            new = "rotated-token-rotated-token-0123"
+            write_secret(d.token_path, new + "\n", 0o644)
+            d.proc.send_signal(signal.SIGHUP)
+            self.wait_log(d, "the previous token stays in force")
+            self.assertTrue(call(TOKEN).version)
+            os.chmod(d.token_path, 0o600)
+            d.proc.send_signal(signal.SIGHUP)
+            self.wait_log(d, "reloaded the token")
+            self.assertTrue(call(new).version)
+            with self.assertRaises(grpc.RpcError) as cm:
+                call(TOKEN)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+        finally:
+            self.assertEqual(d.stop(), 0)
+
+    def wait_log(self, d, text):
+        deadline = time.monotonic() + 10
+        while text not in d.log():
+            self.assertLess(time.monotonic(), deadline, "no '%s' in the log" % text)
+            time.sleep(0.05)
+
+
 class SocketPermissions(unittest.TestCase):
     def check_socket(self, want_gid):
         d = Daemon().start()

@@ -112,6 +112,32 @@ static void test_refused_paths(void **state) {
   free(big);
 }
 
+/* A rotation that fails keeps the token in force; one that works replaces it. */
+static void test_reload(void **state) {
+  struct tmpdir *t = *state;
+  struct qerr err = QERR_INIT;
+  char path[128];
+  snprintf(path, sizeof path, "%s/token", t->path);
+  char *tok;
+  size_t len;
+  assert_int_equal(load(t, TOKEN "\n", 0600, &tok, &len, &err), 0);
+  free(tok);
+  struct auth a = {0};
+  assert_int_equal(auth_load(&a, path, &err), 0);
+  a.log.logged = 3;
+  assert_int_equal(chmod(path, 0644), 0);
+  assert_int_equal(auth_reload(&a, path, &err), -EPERM);
+  assert_int_equal(auth_check(&a, "Bearer " TOKEN), AUTH_OK);
+  assert_int_equal(load(t, "a-brand-new-token-0123\n", 0600, &tok, &len, &err), 0);
+  free(tok);
+  assert_int_equal(auth_reload(&a, path, &err), 0);
+  assert_int_equal(auth_check(&a, "Bearer " TOKEN), AUTH_BAD_TOKEN);
+  assert_int_equal(auth_check(&a, "Bearer a-brand-new-token-0123"), AUTH_OK);
+  assert_int_equal(a.log.logged, 3); /* the log limit carries over */
+  auth_free(&a);
+  assert_null(a.token);
+}
+
 static void test_token_equal(void **state) {
   (void)state;
   const char *e = TOKEN;
@@ -177,6 +203,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_read_token, setup, teardown),
       cmocka_unit_test_setup_teardown(test_refused_token_files, setup, teardown),
       cmocka_unit_test_setup_teardown(test_refused_paths, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
       cmocka_unit_test(test_token_equal),
       cmocka_unit_test(test_check_header),
       cmocka_unit_test(test_exempt),
