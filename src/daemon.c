@@ -72,10 +72,24 @@ static void raise_nofile(void) {
   }
 }
 
+/* Token rotation without a restart; a bad new file must not lock everyone
+ * out, so the old token stays until a valid one is read. */
+static void reload_token(struct quiltd *d) {
+  if (!d->auth.token) {
+    log_info("SIGHUP: no token file to reload");
+    return;
+  }
+  struct qerr err = QERR_INIT;
+  if (auth_reload(&d->auth, d->cfg.auth_token_file, &err) < 0)
+    log_error("SIGHUP: %s; the previous token stays in force", err.msg);
+  else
+    log_info("SIGHUP: reloaded the token from %s", d->cfg.auth_token_file);
+}
+
 static void on_signal(struct qsignals *s, int signo) {
   struct quiltd *d = container_of(s, struct quiltd, signals);
   if (signo == SIGHUP) {
-    log_info("SIGHUP: nothing to reload");
+    reload_token(d);
     return;
   }
   log_info("%s: shutting down", strsignal(signo));
@@ -85,7 +99,7 @@ static void on_signal(struct qsignals *s, int signo) {
 static void on_accept(struct listener *l, int fd) {
   struct quiltd *d = l->is_unix ? container_of(l, struct quiltd, unix_l)
                                 : container_of(l, struct quiltd, tcp_l);
-  conn_accept(d, fd);
+  conn_accept(d, fd, !l->is_unix);
 }
 
 static int open_listeners(struct quiltd *d, struct qerr *err) {
@@ -103,6 +117,27 @@ static int open_listeners(struct quiltd *d, struct qerr *err) {
   if (d->unix_l.fd < 0 && d->tcp_l.fd < 0)
     return qerr_set(err, EINVAL, "nothing to listen on: give --socket or --listen");
   return 0;
+}
+
+/* TCP is reachable by anyone who can route to it, so it needs the token
+ * unless the operator said, explicitly, that it must not. */
+static int open_auth(struct quiltd *d, struct qerr *err) {
+  const struct quiltd_config *cfg = &d->cfg;
+  if (cfg->auth_token_file && auth_load(&d->auth, cfg->auth_token_file, err) < 0)
+    return err->code;
+  if (cfg->listen_addr && !d->auth.token && !cfg->insecure_no_auth)
+    return qerr_set(err, EINVAL, "--listen needs --auth-token-file PATH (or "
+                    "--insecure-no-auth to serve TCP without authentication)");
+  return 0;
+}
+
+static void warn_insecure(const struct quiltd *d) {
+  if (d->tcp_l.fd < 0 || d->auth.token)
+    return;
+  log_warn("!!! --insecure-no-auth: TCP %s serves the whole API WITHOUT AUTHENTICATION !!!",
+           d->cfg.listen_addr);
+  log_warn("!!! anyone who can reach %s can run containers as root on this host !!!",
+           d->cfg.listen_addr);
 }
 
 /* quilt-extract lives next to quiltd (build tree and install alike). */
@@ -194,6 +229,10 @@ int quiltd_init(struct quiltd *d, const struct quiltd_config *cfg, struct qerr *
   struct qerr jerr = QERR_INIT;
   if (janitor_start(&d->janitor, &jerr) < 0)
     log_warn("%s: container directories are removed inline", jerr.msg);
+  if (open_auth(d, err) < 0) {
+    janitor_stop(&d->janitor);
+    return err->code;
+  }
   raise_nofile();
   clamp_connections(&d->cfg);
   grpc_registry_init(&d->registry);
@@ -222,6 +261,7 @@ int quiltd_init(struct quiltd *d, const struct quiltd_config *cfg, struct qerr *
     listener_start(&d->unix_l, &d->ring, on_accept);
   if (d->tcp_l.fd >= 0)
     listener_start(&d->tcp_l, &d->ring, on_accept);
+  warn_insecure(d);
   return 0;
 }
 
@@ -309,4 +349,5 @@ void quiltd_free(struct quiltd *d) {
   netbridge_close(d->net, true);
   d->net = NULL;
   janitor_stop(&d->janitor);
+  auth_free(&d->auth);
 }

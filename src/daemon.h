@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "common/strbuf.h"
+#include "grpc/auth.h"
 #include "grpc/metrics.h"
 #include "grpc/registry.h"
 #include "io/listener.h"
@@ -41,6 +42,8 @@ struct tombstone {
 struct quiltd_config {
   const char *socket_path;     /* Unix listener; NULL or "" to disable */
   const char *listen_addr;     /* "HOST:PORT" for TCP; NULL when not asked */
+  const char *auth_token_file; /* bearer token TCP calls must carry */
+  bool insecure_no_auth;       /* serve TCP without a token (loud warning) */
   const char *root_dir;
   unsigned max_connections;
   unsigned max_streams;        /* per connection */
@@ -84,6 +87,7 @@ struct quiltd {
   struct conn *dirty;          /* connections with output to flush */
   unsigned n_conns;
   struct metrics metrics;
+  struct auth auth;            /* the TCP bearer token; none on Unix sockets */
   struct grpc_registry registry;
   struct watch_list watchers;
   struct container *containers;

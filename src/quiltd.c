@@ -16,7 +16,12 @@ static void usage(FILE *f) {
           "HTTP/1.1 health and metrics on the same listeners.\n\n"
           "  --socket PATH         Unix socket to serve (default /run/quilt/quiltd.sock;\n"
           "                        \"\" for none)\n"
-          "  --listen HOST:PORT    also serve TCP (off unless given)\n"
+          "  --listen HOST:PORT    also serve TCP (off unless given); needs\n"
+          "                        --auth-token-file or --insecure-no-auth\n"
+          "  --auth-token-file PATH  TCP calls must send 'authorization: Bearer TOKEN' with\n"
+          "                        the token in PATH (mode 0600, at least 16 characters)\n"
+          "  --insecure-no-auth    serve TCP without any authentication (never on a network\n"
+          "                        others can reach)\n"
           "  --root DIR            state directory (default /var/lib/quilt)\n"
           "  --max-connections N   connections served at once (default 4096)\n"
           "  --max-streams N       concurrent streams per connection (default 128)\n"
@@ -91,13 +96,41 @@ static int parse_level(const char *s) {
   return -1;
 }
 
+/* Refused here, before anything starts, so the mistake reads as a usage
+ * error; quiltd_init enforces the same rule for other callers. */
+static int check_auth_flags(const struct quiltd_config *cfg) {
+  if (cfg->auth_token_file && cfg->insecure_no_auth) {
+    fprintf(stderr, "quiltd: --auth-token-file and --insecure-no-auth exclude each other\n");
+    return 2;
+  }
+  if (cfg->listen_addr && !cfg->auth_token_file && !cfg->insecure_no_auth) {
+    fprintf(stderr, "quiltd: --listen needs --auth-token-file PATH: TCP calls must carry a "
+                    "bearer token (or give --insecure-no-auth to serve TCP without "
+                    "authentication)\n");
+    return 2;
+  }
+  return 0;
+}
+
+/* Paths under the root reach helpers and containers: they must not
+ * depend on the daemon's working directory. */
+static int check_root(const struct quiltd_config *cfg) {
+  if (cfg->root_dir && cfg->root_dir[0] != '/') {
+    fprintf(stderr, "quiltd: --root must be an absolute path, got '%s'\n", cfg->root_dir);
+    return 2;
+  }
+  return 0;
+}
+
 static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
   enum { O_SOCKET = 256, O_LISTEN, O_ROOT, O_MAXCONN, O_MAXSTREAMS, O_MAXMSG, O_IDLE, O_SENDTO, O_LOG,
          O_VERSION, O_COMPAT, O_ROOTFS, O_CGPARENT, O_LOGMAX, O_USERNS, O_DEFIMAGE, O_IMGMAX, O_NOOVERLAY, O_NOIDMAP, O_WARMPOOL, O_BRIDGE, O_SUBNET, O_DNS, O_NPM, O_PIP, O_GEM, O_APT, O_APK,
-         O_HTTP_PROXY, O_HTTPS_PROXY, O_NO_PROXY };
+         O_HTTP_PROXY, O_HTTPS_PROXY, O_NO_PROXY, O_TOKEN_FILE, O_INSECURE };
   static const struct option opts[] = {
       {"socket", required_argument, 0, O_SOCKET},
       {"listen", required_argument, 0, O_LISTEN},
+      {"auth-token-file", required_argument, 0, O_TOKEN_FILE},
+      {"insecure-no-auth", no_argument, 0, O_INSECURE},
       {"root", required_argument, 0, O_ROOT},
       {"max-connections", required_argument, 0, O_MAXCONN},
       {"max-streams", required_argument, 0, O_MAXSTREAMS},
@@ -142,6 +175,8 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
     switch (c) {
     case O_SOCKET: cfg->socket_path = optarg; break;
     case O_LISTEN: cfg->listen_addr = optarg; break;
+    case O_TOKEN_FILE: cfg->auth_token_file = optarg; break;
+    case O_INSECURE: cfg->insecure_no_auth = true; break;
     case O_ROOT: cfg->root_dir = optarg; break;
     NUM(O_MAXCONN, "--max-connections", 1000000, cfg->max_connections = (unsigned)v);
     NUM(O_MAXSTREAMS, "--max-streams", 100000, cfg->max_streams = (unsigned)v);
@@ -196,13 +231,8 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
     fprintf(stderr, "quiltd: unexpected argument '%s' (see quiltd --help)\n", argv[optind]);
     return 2;
   }
-  /* Paths under the root reach helpers and containers: they must not
-   * depend on the daemon's working directory. */
-  if (cfg->root_dir && cfg->root_dir[0] != '/') {
-    fprintf(stderr, "quiltd: --root must be an absolute path, got '%s'\n", cfg->root_dir);
-    return 2;
-  }
-  return 0;
+  int rc = check_root(cfg);
+  return rc ? rc : check_auth_flags(cfg);
 }
 
 int main(int argc, char **argv) {
@@ -218,9 +248,11 @@ int main(int argc, char **argv) {
     free(d);
     return 1;
   }
-  log_info("quiltd %s (pid %d) serving%s%s%s%s, root %s, cgroups %s", QUILT_VERSION, getpid(),
+  const char *tcp_auth = d->auth.token ? " (bearer token)" : " (NO AUTHENTICATION)";
+  log_info("quiltd %s (pid %d) serving%s%s%s%s%s, root %s, cgroups %s", QUILT_VERSION, getpid(),
            d->unix_l.fd >= 0 ? " unix:" : "", d->unix_l.fd >= 0 ? cfg.socket_path : "",
            d->tcp_l.fd >= 0 ? " tcp:" : "", d->tcp_l.fd >= 0 ? cfg.listen_addr : "",
+           d->tcp_l.fd >= 0 ? tcp_auth : "",
            cfg.root_dir, d->cgroup_mode);
   rc = quiltd_run(d, &err);
   if (rc < 0)

@@ -36,6 +36,7 @@ struct cli_command {
 
 struct cli_ctx {
   const char *target;  /* daemon address, see qclient_connect */
+  char *token;         /* --token-file's bearer token, sent with every call */
   bool json;           /* --json: machine-readable output */
   bool timeout_set;    /* --timeout given; timeout_ns 0 then means none */
   uint64_t timeout_ns;

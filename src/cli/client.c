@@ -37,6 +37,7 @@ struct qclient {
   int fd;
   nghttp2_session *session;
   char *target;
+  char *authorization; /* "Bearer TOKEN", or NULL */
   /* Set after a transport failure: the session state is unknown, so later
    * calls fail at once instead of talking to a half-dead connection. */
   bool broken;
@@ -485,6 +486,12 @@ static ssize_t read_body(nghttp2_session *s, int32_t stream_id, uint8_t *buf, si
   return (ssize_t)n;
 }
 
+static void free_secret(char *s) {
+  if (s)
+    explicit_bzero(s, strlen(s));
+  free(s);
+}
+
 /* ------------------------------------------------------------ connecting */
 
 static int connect_unix(const char *path, const char *target, struct qerr *err) {
@@ -624,6 +631,15 @@ int qclient_connect(struct qclient **out, const char *target, struct qerr *err) 
 
 const char *qclient_target(const struct qclient *c) { return c->target; }
 
+int qclient_set_token(struct qclient *c, const char *token, struct qerr *err) {
+  char *v = NULL;
+  if (asprintf(&v, "Bearer %s", token) < 0)
+    return qerr_set(err, ENOMEM, "out of memory");
+  free_secret(c->authorization);
+  c->authorization = v;
+  return 0;
+}
+
 void qclient_close(struct qclient *c) {
   if (!c)
     return;
@@ -637,6 +653,7 @@ void qclient_close(struct qclient *c) {
   if (c->fd >= 0)
     close(c->fd);
   free(c->target);
+  free_secret(c->authorization);
   free(c);
 }
 
@@ -660,12 +677,12 @@ static int pack_request(const ProtobufCMessage *req, uint8_t **out, size_t *out_
 #define NV(n, v)                                                                      \
   {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE}
 
-static int submit_call(struct qcall *call, const char *path, uint64_t timeout_ns,
-                       struct qerr *err) {
+static int submit_call(struct qclient *c, struct qcall *call, const char *path,
+                       uint64_t timeout_ns, struct qerr *err) {
   char timeout[16] = "";
   if (timeout_ns)
     grpc_timeout_format(timeout_ns, timeout);
-  nghttp2_nv hdrs[] = {
+  nghttp2_nv hdrs[9] = {
       NV(":method", "POST"),
       NV(":scheme", "http"),
       NV(":path", path),
@@ -673,10 +690,16 @@ static int submit_call(struct qcall *call, const char *path, uint64_t timeout_ns
       NV("content-type", "application/grpc"),
       NV("te", "trailers"),
       NV("user-agent", "quilt-cli/" QUILT_VERSION),
-      NV("grpc-timeout", timeout),
   };
+  size_t n = 7;
+  if (timeout_ns)
+    hdrs[n++] = (nghttp2_nv)NV("grpc-timeout", timeout);
+  if (c->authorization) {
+    /* Never into the HPACK dynamic table, where it could be probed. */
+    hdrs[n] = (nghttp2_nv)NV("authorization", c->authorization);
+    hdrs[n++].flags = NGHTTP2_NV_FLAG_NO_INDEX;
+  }
   nghttp2_data_provider body = {.source.ptr = call, .read_callback = read_body};
-  size_t n = ARRAY_SIZE(hdrs) - (timeout_ns ? 0 : 1);
   int32_t id = nghttp2_submit_request(call->session, NULL, hdrs, n, &body, call);
   if (id < 0)
     return qerr_status(err, GRPC_INTERNAL, EPROTO, "cannot start call %s: %s", path,
@@ -773,7 +796,7 @@ static int run_call(struct qclient *c, struct qcall *call, const char *path,
   call->grpc_status = -1;
   call->err = err;
   grpc_deframer_init(&call->deframer, GRPC_DEFAULT_MAX_RECV, on_grpc_msg, call);
-  r = submit_call(call, path, timeout_ns, err);
+  r = submit_call(c, call, path, timeout_ns, err);
   if (r == 0)
     r = call_loop(c, call, timeout_ns, err);
   if (r == 0)

@@ -38,6 +38,10 @@ struct qclient;
  * err->status stays 0 because no gRPC call was made. */
 int qclient_connect(struct qclient **c, const char *target, struct qerr *err);
 
+/* Every later call carries "authorization: Bearer TOKEN" (quiltd wants it
+ * over TCP). The token is copied; -ENOMEM is the only failure. */
+int qclient_set_token(struct qclient *c, const char *token, struct qerr *err);
+
 /* The target as given to qclient_connect, for messages. */
 const char *qclient_target(const struct qclient *c);
 

@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "common/cleanup.h"
+#include "grpc/auth.h"
 
 static const struct cli_command *const commands[] = {
     &cli_cmd_run,    &cli_cmd_create, &cli_cmd_start, &cli_cmd_status, &cli_cmd_list,
@@ -20,11 +21,12 @@ static const struct cli_command *const commands[] = {
     &cli_cmd_info,
 };
 
-enum { OPT_SOCKET = 0x100, OPT_JSON, OPT_TIMEOUT, OPT_VERSION };
+enum { OPT_SOCKET = 0x100, OPT_JSON, OPT_TIMEOUT, OPT_VERSION, OPT_TOKEN_FILE };
 
 static const struct option global_opts[] = {
     {"host", required_argument, NULL, 'H'},
     {"socket", required_argument, NULL, OPT_SOCKET},
+    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
     {"json", no_argument, NULL, OPT_JSON},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"help", no_argument, NULL, 'h'},
@@ -39,8 +41,11 @@ static void print_help(FILE *f) {
         "\n"
         "Options:\n"
         "  -H, --host ADDR      daemon address: a socket path, unix://PATH or tcp://HOST:PORT\n"
-        "      --socket PATH    daemon Unix socket (default: $QUILT_SOCKET, else\n"
+        "                       (default: $QUILT_HOST, else $QUILT_SOCKET, else\n"
         "                       " QUILT_DEFAULT_SOCKET ")\n"
+        "      --socket PATH    the same, for a Unix socket\n"
+        "      --token-file PATH  send the bearer token in PATH (mode 0600) with every\n"
+        "                       call; quiltd needs it over TCP (default: $QUILT_TOKEN_FILE)\n"
         "      --json           print JSON instead of text\n"
         "      --timeout SECS   give up on a call after SECS seconds (0: never)\n"
         "  -h, --help           show this help\n"
@@ -167,7 +172,10 @@ int cli_no_args(struct cli_ctx *ctx, int argc, char **argv) {
 int cli_connect(struct cli_ctx *ctx, struct qerr *err) {
   if (ctx->client)
     return 0;
-  return qclient_connect(&ctx->client, ctx->target, err);
+  int r = qclient_connect(&ctx->client, ctx->target, err);
+  if (r == 0 && ctx->token)
+    r = qclient_set_token(ctx->client, ctx->token, err);
+  return r;
 }
 
 struct qclient *cli_client(struct cli_ctx *ctx) {
@@ -219,8 +227,12 @@ static bool valid_target(const char *t) {
 }
 
 /* Returns -1 to go on, or an exit code. */
-static int global_option(struct cli_ctx *ctx, int c, char **argv, const char **flag_target) {
+static int global_option(struct cli_ctx *ctx, int c, char **argv, const char **flag_target,
+                         const char **token_file) {
   switch (c) {
+  case OPT_TOKEN_FILE:
+    *token_file = optarg;
+    return -1;
   case 'H':
   case OPT_SOCKET:
     if (!valid_target(optarg))
@@ -250,27 +262,49 @@ static int global_option(struct cli_ctx *ctx, int c, char **argv, const char **f
   }
 }
 
-/* Flags beat $QUILT_SOCKET, which beats the built-in default. */
+static const char *env_value(const char *name) {
+  const char *v = getenv(name);
+  return v && *v ? v : NULL;
+}
+
+/* Flags beat $QUILT_HOST, then $QUILT_SOCKET, then the built-in default. */
 static int resolve_target(struct cli_ctx *ctx, const char *flag_target) {
-  const char *env = getenv("QUILT_SOCKET");
-  ctx->target = flag_target ? flag_target : env && *env ? env : QUILT_DEFAULT_SOCKET;
+  const char *host = env_value("QUILT_HOST"), *sock = env_value("QUILT_SOCKET");
+  const char *var = host ? "QUILT_HOST" : "QUILT_SOCKET";
+  ctx->target = flag_target ? flag_target : host ? host : sock ? sock : QUILT_DEFAULT_SOCKET;
   if (!valid_target(ctx->target))
-    return cli_usage_error("invalid QUILT_SOCKET '%s' (expected a socket path, unix://PATH "
-                           "or tcp://HOST:PORT)", ctx->target);
+    return cli_usage_error("invalid %s '%s' (expected a socket path, unix://PATH "
+                           "or tcp://HOST:PORT)", var, ctx->target);
+  return -1;
+}
+
+/* Read once, up front: a token file others can read is refused here as it
+ * is by quiltd, before anything is sent. */
+static int resolve_token(struct cli_ctx *ctx, const char *flag_file) {
+  const char *path = flag_file ? flag_file : env_value("QUILT_TOKEN_FILE");
+  if (!path)
+    return -1;
+  struct qerr err = QERR_INIT;
+  size_t len;
+  if (auth_read_token_file(path, &ctx->token, &len, &err) < 0) {
+    fprintf(stderr, "quilt-cli: %s\n", err.msg);
+    return CLI_EXIT_FAIL;
+  }
   return -1;
 }
 
 static int parse_globals(struct cli_ctx *ctx, int argc, char **argv) {
-  const char *flag_target = NULL;
+  const char *flag_target = NULL, *token_file = NULL;
   opterr = 0;
   int c;
   /* '+': stop at the command name; what follows belongs to the command. */
   while ((c = getopt_long(argc, argv, "+:H:h", global_opts, NULL)) != -1) {
-    int rc = global_option(ctx, c, argv, &flag_target);
+    int rc = global_option(ctx, c, argv, &flag_target, &token_file);
     if (rc >= 0)
       return rc;
   }
-  return resolve_target(ctx, flag_target);
+  int rc = resolve_target(ctx, flag_target);
+  return rc >= 0 ? rc : resolve_token(ctx, token_file);
 }
 
 /* `quilt-cli help [COMMAND]`. */
@@ -306,6 +340,9 @@ int main(int argc, char **argv) {
   if (rc < 0)
     rc = dispatch(&ctx, argc - optind, argv + optind);
   qclient_close(ctx.client);
+  if (ctx.token)
+    explicit_bzero(ctx.token, strlen(ctx.token));
+  free(ctx.token);
   /* A full disk or closed pipe must not look like success to scripts. */
   if (fflush(stdout) != 0 || ferror(stdout)) {
     fprintf(stderr, "quilt-cli: writing output: %s\n", strerror(errno));

@@ -249,7 +249,21 @@ int cli_error_connect(const struct qerr *err) {
   return CLI_EXIT_FAIL;
 }
 
+/* The one failure the user fixes on this side: say how. */
+static int unauthenticated(const struct qerr *err) {
+  fputs("quilt-cli: unauthenticated: ", stderr);
+  if (err->msg[0]) {
+    put_message(err->msg, stderr);
+    fputs("; ", stderr);
+  }
+  fputs("give --token-file PATH (or set QUILT_TOKEN_FILE) with the token quiltd reads from "
+        "--auth-token-file\n", stderr);
+  return CLI_EXIT_FAIL;
+}
+
 int cli_error(const char *cmd, const struct qerr *err) {
+  if (err->status == GRPC_UNAUTHENTICATED)
+    return unauthenticated(err);
   fprintf(stderr, "quilt-cli: %s: ", cmd);
   if (err->status > 0) /* a gRPC failure: name the status */
     fprintf(stderr, "%s%s", grpc_status_name(err->status), err->msg[0] ? ": " : "");

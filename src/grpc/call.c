@@ -8,7 +8,9 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "daemon.h"
+#include "grpc/auth.h"
 #include "grpc/call_int.h"
+#include "io/conn.h"
 
 static int on_message(void *arg, const uint8_t *msg, size_t len, bool compressed);
 static void on_deadline(struct qtimer *t);
@@ -196,6 +198,19 @@ static void refuse_http(struct grpc_call *call, int http_status, int status) {
   h2_submit_headers(call, http_status, false);
 }
 
+/* Health checks stay reachable without the token so load balancers and
+ * orchestrators can probe; everything else, unknown paths included (so an
+ * unauthenticated peer learns nothing about them), needs it over TCP. */
+static bool authorized(struct grpc_call *call) {
+  if (call->method && auth_exempt_method(call->method->path))
+    return true;
+  const char *why = NULL;
+  if (conn_authorize(h2_conn(call->sess), call->authorization, "gRPC call", &why))
+    return true;
+  grpc_call_finish(call, GRPC_UNAUTHENTICATED, "%s", why);
+  return false;
+}
+
 /* Validates the request head once all headers are in, before any message. */
 void grpc_call_headers_done(struct grpc_call *call) {
   struct quiltd *d = h2_daemon(call->sess);
@@ -207,6 +222,8 @@ void grpc_call_headers_done(struct grpc_call *call) {
     refuse_http(call, 415, GRPC_INTERNAL);
     return;
   }
+  if (!authorized(call))
+    return;
   if (!call->method) {
     grpc_call_finish(call, GRPC_UNIMPLEMENTED, "unknown method (this is quiltd %s)",
                      QUILT_VERSION);
@@ -327,6 +344,8 @@ void grpc_call_closed(struct grpc_call *call, uint32_t error_code) {
   grpc_deframer_free(&call->deframer);
   strbuf_free(&call->outq);
   free(call->status_msg);
+  if (call->authorization) /* a secret: do not leave it in freed memory */
+    explicit_bzero(call->authorization, strlen(call->authorization));
   free(call->authorization);
   free(call);
 }

@@ -57,6 +57,7 @@ ssize_t grpc_call_read_body(struct grpc_call *call, uint8_t *buf, size_t len,
 /* h2.c, for call.c */
 nghttp2_session *h2_nghttp2(struct h2_session *s);
 struct quiltd *h2_daemon(struct h2_session *s);
+struct conn *h2_conn(struct h2_session *s);
 void h2_wake(struct h2_session *s);  /* output is pending: flush soon */
 int h2_submit_headers(struct grpc_call *call, int http_status, bool trailers_only);
 

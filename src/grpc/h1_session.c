@@ -31,6 +31,12 @@ static int on_request(void *arg, const struct http1_request *req) {
     break;
   }
   case HTTP1_ROUTE_METRICS: {
+    /* Prometheus sends bearer tokens (authorization.credentials_file). */
+    const char *why = NULL;
+    if (!conn_authorize(s->conn, req->authorization, "GET /metrics", &why)) {
+      rc = http1_write_unauthorized(out, why, req->keep_alive);
+      break;
+    }
     struct strbuf text = STRBUF_INIT;
     rc = metrics_render(&d->metrics, d->registry.names, d->registry.count, &text);
     if (rc == 0)

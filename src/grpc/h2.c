@@ -28,6 +28,7 @@ struct h2_session {
 
 nghttp2_session *h2_nghttp2(struct h2_session *s) { return s->ng; }
 struct quiltd *h2_daemon(struct h2_session *s) { return s->d; }
+struct conn *h2_conn(struct h2_session *s) { return s->conn; }
 void h2_wake(struct h2_session *s) { conn_mark_dirty(s->conn); }
 
 static struct grpc_call *call_of(struct h2_session *s, int32_t stream_id) {

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/cleanup.h"
 
@@ -20,6 +21,8 @@ static int on_message_begin(llhttp_t *lp) {
   p->path_len = 0;
   p->header_bytes = 0;
   p->path_too_long = false;
+  p->field_len = p->auth_len = 0;
+  p->in_auth = p->have_auth = p->auth_too_long = false;
   return 0;
 }
 
@@ -42,12 +45,46 @@ static int charge_header_bytes(llhttp_t *lp, size_t n) {
   return p->header_bytes > HTTP1_MAX_HEADER_BYTES ? HPE_USER : 0;
 }
 
-static int on_header_data(llhttp_t *lp, const char *at, size_t n) {
-  (void)at;
+/* Header names may arrive in pieces; only a short one can be Authorization. */
+static int on_header_field(llhttp_t *lp, const char *at, size_t n) {
+  struct http1_parser *p = parser_of(lp);
+  if (p->field_len + n < sizeof p->field)
+    memcpy(p->field + p->field_len, at, n);
+  p->field_len += n;
+  return charge_header_bytes(lp, n);
+}
+
+static int on_header_field_complete(llhttp_t *lp) {
+  struct http1_parser *p = parser_of(lp);
+  static const char name[] = "authorization";
+  /* Only the first one counts, as on HTTP/2. */
+  p->in_auth = !p->have_auth && p->field_len == sizeof name - 1 &&
+               strncasecmp(p->field, name, sizeof name - 1) == 0;
+  p->have_auth |= p->in_auth;
+  return 0;
+}
+
+static int on_header_value(llhttp_t *lp, const char *at, size_t n) {
+  struct http1_parser *p = parser_of(lp);
+  if (p->in_auth && !p->auth_too_long) {
+    if (p->auth_len + n >= sizeof p->req.authorization) {
+      p->auth_too_long = true;
+    } else {
+      memcpy(p->req.authorization + p->auth_len, at, n);
+      p->auth_len += n;
+    }
+  }
   return charge_header_bytes(lp, n);
 }
 
 static int on_header_value_complete(llhttp_t *lp) {
+  struct http1_parser *p = parser_of(lp);
+  if (p->in_auth && p->auth_too_long)
+    snprintf(p->req.authorization, sizeof p->req.authorization, "!");
+  else if (p->in_auth)
+    p->req.authorization[p->auth_len] = 0;
+  p->in_auth = false;
+  p->field_len = 0;
   return charge_header_bytes(lp, HEADER_LINE_OVERHEAD);
 }
 
@@ -80,8 +117,9 @@ void http1_parser_init(struct http1_parser *p, http1_request_fn fn, void *arg) {
   llhttp_settings_init(&p->settings);
   p->settings.on_message_begin = on_message_begin;
   p->settings.on_url = on_url;
-  p->settings.on_header_field = on_header_data;
-  p->settings.on_header_value = on_header_data;
+  p->settings.on_header_field = on_header_field;
+  p->settings.on_header_field_complete = on_header_field_complete;
+  p->settings.on_header_value = on_header_value;
   p->settings.on_header_value_complete = on_header_value_complete;
   p->settings.on_headers_complete = on_headers_complete;
   p->settings.on_message_complete = on_message_complete;
@@ -155,6 +193,8 @@ static const char *reason_phrase(int status) {
     return "No Content";
   case 400:
     return "Bad Request";
+  case 401:
+    return "Unauthorized";
   case 404:
     return "Not Found";
   case 405:
@@ -178,11 +218,14 @@ static const char *reason_phrase(int status) {
   }
 }
 
-int http1_write_response(struct strbuf *out, int status, const char *content_type,
-                         const void *body, size_t len, bool keep_alive) {
+static int write_response(struct strbuf *out, int status, const char *extra_header,
+                          const char *content_type, const void *body, size_t len,
+                          bool keep_alive) {
   /* Unconsumed length, not out->len: strbuf may compact while growing. */
   size_t mark = strbuf_avail(out);
   int r = strbuf_printf(out, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
+  if (r == 0 && extra_header)
+    r = strbuf_printf(out, "%s\r\n", extra_header);
   if (r == 0 && content_type)
     r = strbuf_printf(out, "Content-Type: %s\r\n", content_type);
   if (r == 0)
@@ -194,6 +237,19 @@ int http1_write_response(struct strbuf *out, int status, const char *content_typ
   if (r < 0)
     out->len = out->off + mark;
   return r;
+}
+
+int http1_write_response(struct strbuf *out, int status, const char *content_type,
+                         const void *body, size_t len, bool keep_alive) {
+  return write_response(out, status, NULL, content_type, body, len, keep_alive);
+}
+
+int http1_write_unauthorized(struct strbuf *out, const char *why, bool keep_alive) {
+  char body[512];
+  int n = snprintf(body, sizeof body, "unauthorized: %s\n", why);
+  size_t len = n < 0 ? 0 : (size_t)n >= sizeof body ? sizeof body - 1 : (size_t)n;
+  return write_response(out, 401, "WWW-Authenticate: Bearer realm=\"quiltd\"", "text/plain",
+                        body, len, keep_alive);
 }
 
 enum http1_route http1_route(const struct http1_request *req) {

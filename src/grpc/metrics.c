@@ -157,6 +157,8 @@ static void emit_connection_metrics(struct prom *w, const struct metrics *m) {
               "HTTP/2 connections closed for a protocol error.", m->h2_protocol_errors);
   emit_scalar(w, "quilt_rapid_reset_sheds_total", "counter",
               "Connections shed for rapid stream resets.", m->rapid_reset_sheds);
+  emit_scalar(w, "quilt_auth_failures_total", "counter",
+              "TCP requests refused for a missing or wrong bearer token.", m->auth_failures);
 }
 
 static void emit_rpc_metrics(struct prom *w, const struct metrics *m,

@@ -28,6 +28,7 @@ struct metrics {
   uint64_t http1_requests;
   uint64_t h2_protocol_errors;
   uint64_t rapid_reset_sheds;
+  uint64_t auth_failures;       /* TCP calls and scrapes refused for want of the token */
   struct method_metrics methods[METRICS_MAX_METHODS];
   uint64_t unknown_method_calls;
 };

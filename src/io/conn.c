@@ -1,6 +1,9 @@
 #include "io/conn.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -10,6 +13,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "daemon.h"
+#include "grpc/auth.h"
 #include "grpc/h1_session.h"
 #include "grpc/h2.h"
 
@@ -86,7 +90,7 @@ static bool make_room(struct quiltd *d) {
   return true;
 }
 
-void conn_accept(struct quiltd *d, int fd) {
+void conn_accept(struct quiltd *d, int fd, bool is_tcp) {
   if (d->shutting_down || !make_room(d)) {
     d->metrics.connections_rejected++;
     close(fd);
@@ -101,6 +105,7 @@ void conn_accept(struct quiltd *d, int fd) {
   }
   c->d = d;
   c->fd = fd;
+  c->is_tcp = is_tcp;
   c->recv_op.fn = on_recv;
   c->send_op.fn = on_send;
   c->last_active_ns = clock_mono_ns();
@@ -379,4 +384,49 @@ static void on_idle(struct qtimer *t) {
   conn_shutdown(c);
   if (c->h2)
     arm_idle(c, c->d->cfg.handshake_timeout_ns); /* hard stop if GOAWAY stalls */
+}
+
+/* "203.0.113.7:51234" or "[2001:db8::1]:51234"; only wanted for a log line. */
+static void peer_name(int fd, char *out, size_t cap) {
+  struct sockaddr_storage ss = {0};
+  socklen_t len = sizeof ss;
+  char host[INET6_ADDRSTRLEN];
+  if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0) {
+    snprintf(out, cap, "an unknown peer");
+  } else if (ss.ss_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const void *)&ss;
+    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+    snprintf(out, cap, "[%s]:%u", host, (unsigned)ntohs(in6->sin6_port));
+  } else {
+    const struct sockaddr_in *in = (const void *)&ss;
+    inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+    snprintf(out, cap, "%s:%u", host, (unsigned)ntohs(in->sin_port));
+  }
+}
+
+static const char *failure_word(enum auth_result r) {
+  return r == AUTH_MISSING ? "no token" : r == AUTH_NOT_BEARER ? "not a bearer token"
+                                                                : "wrong token";
+}
+
+bool conn_authorize(struct conn *c, const char *authorization, const char *what,
+                    const char **why) {
+  struct quiltd *d = c->d;
+  if (!c->is_tcp || !d->auth.token)
+    return true;
+  enum auth_result r = auth_check(&d->auth, authorization);
+  if (r == AUTH_OK)
+    return true;
+  *why = auth_result_text(r);
+  d->metrics.auth_failures++;
+  /* A scanner must not be able to flood the log. */
+  unsigned dropped;
+  if (auth_log_allow(&d->auth.log, clock_mono_ns(), &dropped)) {
+    char peer[INET6_ADDRSTRLEN + 16], more[64] = "";
+    peer_name(c->fd, peer, sizeof peer);
+    if (dropped)
+      snprintf(more, sizeof more, " (%u earlier refusals not logged)", dropped);
+    log_warn("refused unauthenticated %s from %s: %s%s", what, peer, failure_word(r), more);
+  }
+  return false;
 }

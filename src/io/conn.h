@@ -26,6 +26,7 @@ struct conn {
   struct conn *dirty_next;     /* d->dirty */
   bool dirty;
   int fd;
+  bool is_tcp;                 /* accepted on --listen: calls need the token */
   enum conn_proto proto;
   struct qop recv_op, send_op;
   bool recv_armed, recv_multishot, send_armed;
@@ -45,8 +46,8 @@ struct conn {
   struct http1_session *h1;
 };
 
-/* Takes ownership of an accepted fd. */
-void conn_accept(struct quiltd *d, int fd);
+/* Takes ownership of an accepted fd; is_tcp says which listener took it. */
+void conn_accept(struct quiltd *d, int fd, bool is_tcp);
 /* Queues the connection for an output flush after this completion batch. */
 void conn_mark_dirty(struct conn *c);
 /* Flushes every dirty connection; called by the loop after each batch. */
@@ -55,6 +56,12 @@ void conn_flush_dirty(struct quiltd *d);
 void conn_close(struct conn *c);
 /* Graceful shutdown of one connection (GOAWAY, end streaming calls). */
 void conn_shutdown(struct conn *c);
+/* May this request run? Unix-socket peers always may (the socket's mode
+ * decides who connects); TCP peers need the daemon's bearer token unless
+ * quiltd runs without one. A refusal is counted and logged, rate-limited,
+ * with the peer's address; `what` names the request for the log. */
+bool conn_authorize(struct conn *c, const char *authorization, const char *what,
+                    const char **why);
 /* Bytes queued for the peer (backpressure signal for protocol sessions). */
 static inline size_t conn_queued(const struct conn *c) {
   return strbuf_avail(&c->out) + strbuf_avail(&c->inflight);

@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <grp.h>
+#include <libgen.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -50,12 +52,49 @@ static void on_accept_cqe(struct qop *op, int res, uint32_t flags) {
     arm(l);
 }
 
+/* Whoever can write the directory can swap the socket for their own and
+ * collect what clients send; the sticky bit stops that for /tmp-style dirs. */
+static int check_socket_dir(const char *path, struct qerr *err) {
+  char buf[sizeof ((struct sockaddr_un *)0)->sun_path];
+  snprintf(buf, sizeof buf, "%s", path);
+  const char *dir = dirname(buf);
+  struct stat st;
+  if (stat(dir, &st) < 0)
+    return qerr_errno(err, "socket directory %s", dir);
+  if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
+    return qerr_set(err, EPERM,
+                    "socket directory %s is world-writable: anyone could replace the socket; "
+                    "use a directory only root can write (e.g. /run/quilt)", dir);
+  if (st.st_mode & S_IWOTH)
+    log_warn("socket directory %s is world-writable (sticky); prefer one only root can write",
+             dir);
+  return 0;
+}
+
+/* Root and the members of group `quilt` may connect; without that group,
+ * root alone (an explicit chown so a setgid directory's group does not leak
+ * in). */
+static int set_socket_group(const char *path, struct qerr *err) {
+  const struct group *gr = getgrnam(LISTENER_SOCKET_GROUP);
+  gid_t gid = gr ? gr->gr_gid : getegid();
+  if (chown(path, (uid_t)-1, gid) < 0)
+    return qerr_errno(err, "setting the group of %s", path);
+  if (gr)
+    log_info("socket %s: mode 0660, group %s", path, LISTENER_SOCKET_GROUP);
+  else
+    log_info("socket %s: mode 0660, gid %u (no group '%s')", path, (unsigned)gid,
+             LISTENER_SOCKET_GROUP);
+  return 0;
+}
+
 int listener_open_unix(struct listener *l, const char *path, struct qerr *err) {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   if (strlen(path) >= sizeof sa.sun_path)
     return qerr_set(err, ENAMETOOLONG, "socket path %s is longer than %zu bytes", path,
                     sizeof sa.sun_path - 1);
   strcpy(sa.sun_path, path);
+  if (check_socket_dir(path, err) < 0)
+    return err->code;
   cleanup_fd int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return qerr_errno(err, "creating Unix socket");
@@ -72,10 +111,13 @@ int listener_open_unix(struct listener *l, const char *path, struct qerr *err) {
   umask(old);
   if (rc < 0)
     return qerr_errno(err, "binding %s", sa.sun_path);
-  if (chmod(sa.sun_path, 0660) < 0 || listen(fd, BACKLOG) < 0) {
-    qerr_errno(err, "listening on %s", sa.sun_path);
+  /* Group and mode before listen(): until then nobody can connect. */
+  rc = set_socket_group(sa.sun_path, err);
+  if (rc == 0 && (chmod(sa.sun_path, 0660) < 0 || listen(fd, BACKLOG) < 0))
+    rc = qerr_errno(err, "listening on %s", sa.sun_path);
+  if (rc < 0) {
     unlink(sa.sun_path);
-    return err->code;
+    return rc;
   }
   *l = (struct listener){.fd = take_fd(&fd), .is_unix = true};
   snprintf(l->path, sizeof l->path, "%s", path);

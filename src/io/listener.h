@@ -1,4 +1,5 @@
-/* Listening sockets: a Unix socket (mode 0660) and, when asked, TCP.
+/* Listening sockets: a Unix socket (mode 0660, group `quilt` when that
+ * group exists, in a directory others cannot write) and, when asked, TCP.
  * Accepts are multishot where the kernel has them, else re-armed singly. */
 #ifndef QUILT_IO_LISTENER_H
 #define QUILT_IO_LISTENER_H
@@ -7,6 +8,8 @@
 
 #include "common/qerr.h"
 #include "io/ring.h"
+
+#define LISTENER_SOCKET_GROUP "quilt"
 
 struct listener {
   struct qop op;

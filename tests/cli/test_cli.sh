@@ -32,7 +32,7 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT
-unset QUILT_SOCKET
+unset QUILT_SOCKET QUILT_HOST QUILT_TOKEN_FILE
 
 # ---------------------------------------------------------------- helpers
 

@@ -43,7 +43,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-unset QUILT_SOCKET
+unset QUILT_SOCKET QUILT_HOST QUILT_TOKEN_FILE
 
 # ---------------------------------------------------------------- helpers
 

@@ -50,7 +50,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-unset QUILT_SOCKET
+unset QUILT_SOCKET QUILT_HOST QUILT_TOKEN_FILE
 
 # ---------------------------------------------------------------- helpers
 
@@ -105,7 +105,13 @@ PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); pri
 
 # ---------------------------------------------------------------- daemon
 
-"$QUILTD" --socket "$SOCK" --listen "127.0.0.1:$PORT" --root "$TMP/root" >"$TMP/quiltd.log" 2>&1 &
+# TCP calls need the token; every quilt-cli below sends it (over the socket
+# too, where quiltd ignores it).
+head -c 24 /dev/urandom | base64 >"$TMP/token"
+chmod 600 "$TMP/token"
+export QUILT_TOKEN_FILE=$TMP/token
+"$QUILTD" --socket "$SOCK" --listen "127.0.0.1:$PORT" --auth-token-file "$TMP/token" \
+  --root "$TMP/root" >"$TMP/quiltd.log" 2>&1 &
 DAEMON_PID=$!
 if ! "$CLI" --socket "$SOCK" --timeout 15 health --wait >/dev/null 2>&1; then
   echo "not ok - quiltd did not start"

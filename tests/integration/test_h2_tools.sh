@@ -90,7 +90,7 @@ free_port() {
 start_daemon() {
   for _ in 1 2 3 4 5; do
     PORT=$(free_port)
-    "$QUILTD" --socket "$SOCK" --listen "127.0.0.1:$PORT" --root "$ROOT" --log-level debug \
+    "$QUILTD" --socket "$SOCK" --listen "127.0.0.1:$PORT" --insecure-no-auth --root "$ROOT" --log-level debug \
       >>"$LOG" 2>&1 </dev/null &
     DPID=$!
     for _ in $(seq 100); do

@@ -32,6 +32,7 @@ class Daemon:
         self.port = free_port()
         self.addr = "tcp:127.0.0.1:%d" % self.port
         cmd = [QUILTD, "--socket", "", "--listen", "127.0.0.1:%d" % self.port,
+               "--insecure-no-auth",
                "--root", os.path.join(self.tmp.name, "root")] + list(args)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 5

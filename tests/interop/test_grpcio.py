@@ -125,7 +125,7 @@ class Daemon:
         for _ in range(5):  # the free port may be taken between probe and bind
             self.port = free_port()
             args = [CONFIG["quiltd"], "--socket", self.socket_path,
-                    "--listen", self.tcp_target, "--root", self.root,
+                    "--listen", self.tcp_target, "--insecure-no-auth", "--root", self.root,
                     "--log-level", "debug"] + self.extra_args + \
                 os.environ.get("QUILTD_EXTRA_ARGS", "").split()
             with open(self.log_path, "ab") as log:

@@ -346,8 +346,48 @@ static void test_write_response(void **state) {
   strbuf_free(&b);
 }
 
+/* The first Authorization header is kept, whatever its case or however the
+ * bytes are split; others are not; one too long to keep can never match. */
+static void test_authorization(void **state) {
+  (void)state;
+  static const char raw[] = "GET /metrics HTTP/1.1\r\nX-Authorization: no\r\n"
+                            "AUTHORIZATION: Bearer abc\r\nauthorization: Bearer second\r\n\r\n"
+                            "GET /metrics HTTP/1.1\r\n\r\n";
+  struct seen s = {0};
+  struct qerr err = QERR_INIT;
+  cleanup_free struct http1_parser *p = new_parser(&s);
+  for (size_t i = 0; i < sizeof raw - 1; i++)
+    assert_int_equal(http1_parser_feed(p, raw + i, 1, &err), 0);
+  assert_int_equal(s.count, 2);
+  assert_string_equal(s.req[0].authorization, "Bearer abc");
+  assert_string_equal(s.req[1].authorization, "");
+
+  size_t n = HTTP1_MAX_AUTHORIZATION + 10;
+  char *big = malloc(n + 64);
+  int len = snprintf(big, 64, "GET /metrics HTTP/1.1\r\nAuthorization: Bearer ");
+  memset(big + len, 'a', n);
+  memcpy(big + len + n, "\r\n\r\n", 5);
+  assert_int_equal(feed_str(p, big, &err), 0);
+  free(big);
+  assert_int_equal(s.count, 3);
+  assert_string_equal(s.req[2].authorization, "!");
+}
+
+static void test_write_unauthorized(void **state) {
+  (void)state;
+  struct strbuf b = STRBUF_INIT;
+  assert_int_equal(http1_write_unauthorized(&b, "invalid bearer token", true), 0);
+  const char *text = strbuf_cstr(&b);
+  assert_non_null(strstr(text, "HTTP/1.1 401 Unauthorized\r\n"));
+  assert_non_null(strstr(text, "WWW-Authenticate: Bearer realm=\"quiltd\"\r\n"));
+  assert_non_null(strstr(text, "\r\n\r\nunauthorized: invalid bearer token\n"));
+  strbuf_free(&b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_authorization),
+      cmocka_unit_test(test_write_unauthorized),
       cmocka_unit_test(test_routes),
       cmocka_unit_test(test_request_fields),
       cmocka_unit_test(test_pipelined_one_buffer),

@@ -91,6 +91,7 @@ static void test_render_scalars(void **state) {
   m->http1_requests = 7;
   m->h2_protocol_errors = 4;
   m->rapid_reset_sheds = 5;
+  m->auth_failures = 6;
   m->unknown_method_calls = 6;
   m->connections_evicted = 8;
   m->connections_stalled = 9;
@@ -109,6 +110,7 @@ static void test_render_scalars(void **state) {
   assert_line(t, "quilt_http1_requests_total 7");
   assert_line(t, "quilt_h2_protocol_errors_total 4");
   assert_line(t, "quilt_rapid_reset_sheds_total 5");
+  assert_line(t, "quilt_auth_failures_total 6");
   assert_line(t, "quilt_grpc_unknown_method_total 6");
   assert_line(t, "# TYPE quilt_grpc_requests_total counter");
   assert_line(t, "# TYPE quilt_grpc_request_duration_seconds histogram");
@@ -152,7 +154,7 @@ static void test_render_well_formed(void **state) {
     assert_true(*end == 0 && end > value + 1);
   }
   assert_int_equal(helps, types);
-  assert_int_equal(types, 13);
+  assert_int_equal(types, 14);
   strbuf_free(&b);
 }
 
