@@ -1074,7 +1074,10 @@ class SetupStepsTest(QuiltTestCase):
         # The same image, steps and sources: the layer, not the registry.
         c2, w2, out2 = self.run_container(["quilt-hello"], timeout=60,
                                           **self.setup_spec(None, ["pip: quilt-hello"]))
-        self.assertEqual((w2.exit_code, out2), (0, b"quilt-hello 1.0.0\n"))
+        # Nothing ran: the setup output is one line saying so.
+        self.assertEqual((w2.exit_code, out2),
+                         (0, b"quilt-setup: reused layer %s\nquilt-hello 1.0.0\n"
+                          % g.setup_layer.encode()))
         g2 = self.get(c2.id)
         self.assertEqual((g2.setup_layer, g2.setup_reused), (g.setup_layer, True))
         self.assertEqual(self.registry_requests(), fetched)
@@ -1178,7 +1181,8 @@ class NpmSetupTest(QuiltTestCase):
                              b"quilt-hello 1.0.0\n@quilt/scoped 0.3.1\n")
             fetched = quiltlib.read_text(log).count(".tgz")
             c2, w2, got2 = self.run_container(["quilt-hello"], timeout=60, **spec)
-            self.assertEqual((w2.exit_code, got2), (0, b"quilt-hello 1.0.0\n"))
+            self.assertEqual((w2.exit_code, self.logs(c2.id, stream=pb.LOG_STREAM_STDOUT)),
+                             (0, b"quilt-hello 1.0.0\n"))
             self.assertTrue(self.get(c2.id).setup_reused)
             self.assertEqual(quiltlib.read_text(log).count(".tgz"), fetched)
         finally:
@@ -1276,8 +1280,10 @@ class PackageSetupTest(QuiltTestCase):
         fetched = self.fetches(artifact)
         self.assertEqual(fetched, 1)
         c2, w2, out2 = self.run_container(cmd, timeout=60, **self.spec_for([step]))
-        self.assertEqual((w2.exit_code, out2), (0, want))  # no setup output: nothing ran
         g2 = self.get(c2.id)
+        # Nothing ran: the setup output is one line saying so.
+        self.assertEqual((w2.exit_code, out2),
+                         (0, b"quilt-setup: reused layer %s\n%s" % (g.setup_layer.encode(), want)))
         self.assertEqual((g2.setup_layer, g2.setup_reused), (g.setup_layer, True))
         self.assertIsNotNone(events.wait_for(
             lambda e: e.type == pb.EVENT_TYPE_SETUP_DONE and e.container_id == c2.id
