@@ -573,7 +573,9 @@ static int run_run(struct cli_ctx *ctx, int argc, char **argv) {
   "                           this shell's value\n"                                          \
   "      --setup SPEC         a setup step run first (repeatable): \"MANAGER: pkg ...\"\n"  \
   "                           with MANAGER npm, pip, gem, apt, apk, or \"sh: COMMAND\".\n"  \
-  "                           The result is cached as a layer for the image\n"             \
+  "                           The result is cached as a layer for the image; with\n"      \
+  "                           --start or run, progress is shown on stderr (not\n"          \
+  "                           with --json; the steps' output is in 'logs')\n"              \
   "      --setup-network MODE the setup's network (default: the container's)\n"           \
   "      --npm-registry URL, --pip-index URL, --gem-source URL, --apt-mirror URL,\n"       \
   "      --apk-repository URL, --http-proxy URL, --https-proxy URL, --no-proxy LIST\n"     \
