@@ -144,9 +144,9 @@ static void add_tail(struct progress *p, const char *line) {
 static void on_line(struct progress *p, const char *line) {
   size_t i, n;
   int code, off = 0;
-  if (!line[0] || p->phase != RUNNING)
+  if (!line[0] || p->phase == DONE || p->phase == REUSED)
     return;
-  if (strncmp(line, MARK, strlen(MARK)) == 0) {
+  if (p->phase == RUNNING && strncmp(line, MARK, strlen(MARK)) == 0) {
     const char *m = line + strlen(MARK);
     if (sscanf(m, "step %zu/%zu failed: exit code %d", &i, &n, &code) == 3) {
       p->fail_code = code;
@@ -195,7 +195,9 @@ static int on_chunk(void *arg, ProtobufCMessage *msg) {
     feed(p, ch->data.data, ch->data.len);
     draw_status(p);
   }
-  int stop = p->abandoned || p->phase != RUNNING;
+  /* After a failure the step's stdout may still come (the daemon reads
+   * stdout and stderr apart): read on until the stream ends. */
+  int stop = p->abandoned || p->phase == DONE || p->phase == REUSED;
   pthread_cond_signal(&p->cv);
   pthread_mutex_unlock(&p->mu);
   return stop;
