@@ -10,6 +10,7 @@
 
 #include "cli/ctr.h"
 #include "cli/pbjson.h"
+#include "cli/progress.h"
 #include "grpc/status.h"
 
 /* docker's exit codes for `run` failures before the command ran. */
@@ -411,6 +412,8 @@ static void print_container(struct cli_ctx *ctx, const Quilt__V1__Container *c) 
     fprintf(ctx->out, "%s\n", c->id);
 }
 
+static int run_detached(struct cli_ctx *ctx, const Quilt__V1__Container *c, bool setup);
+
 static int run_create(struct cli_ctx *ctx, int argc, char **argv) {
   struct spec_build b;
   if (spec_init(&b, argc) < 0)
@@ -421,9 +424,16 @@ static int run_create(struct cli_ctx *ctx, int argc, char **argv) {
   if (rc < 0) {
     struct qerr err = QERR_INIT;
     cleanup_msg ProtobufCMessage *resp = NULL;
-    rc = create_call(ctx, &b, b.start, &resp, &err) < 0 ? ctr_report(ctx, &err) : CLI_EXIT_OK;
-    if (rc == CLI_EXIT_OK)
-      print_container(ctx, ((Quilt__V1__CreateContainerResponse *)resp)->container);
+    /* Setup steps: create, then start apart, as run does (start_call). */
+    bool staged = b.start && b.spec.n_setup > 0;
+    rc = create_call(ctx, &b, b.start && !staged, &resp, &err) < 0 ? ctr_report(ctx, &err)
+                                                                  : CLI_EXIT_OK;
+    const Quilt__V1__Container *c =
+        rc == CLI_EXIT_OK ? ((Quilt__V1__CreateContainerResponse *)resp)->container : NULL;
+    if (c && staged)
+      rc = run_detached(ctx, c, true) == CLI_EXIT_OK ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    else if (c)
+      print_container(ctx, c);
   }
   spec_free(&b);
   return rc;
@@ -460,13 +470,17 @@ static void remove_after(struct cli_ctx *ctx, const char *id) {
     ctr_report(ctx, &err);
 }
 
-static int start_call(struct cli_ctx *ctx, const char *id, ProtobufCMessage **resp,
+/* With setup steps the start lasts as long as they do: no default
+ * deadline, and without --json their progress on stderr (progress.h). */
+static int start_call(struct cli_ctx *ctx, const char *id, bool setup, ProtobufCMessage **resp,
                       struct qerr *err) {
+  if (setup && !ctx->json)
+    return setup_progress_start(ctx, id, resp, err);
   Quilt__V1__StartContainerRequest req = QUILT__V1__START_CONTAINER_REQUEST__INIT;
   req.id = (char *)id;
   return ctr_call(ctx, QCLIENT_QUILT("StartContainer"), &req.base,
                   &quilt__v1__start_container_response__descriptor, resp,
-                  CLI_DEFAULT_TIMEOUT_NS, err);
+                  setup ? 0 : CLI_DEFAULT_TIMEOUT_NS, err);
 }
 
 static void on_interrupt(int sig) {
@@ -490,15 +504,16 @@ static void print_exit_json(struct cli_ctx *ctx, const char *id,
   json_finish(&j);
 }
 
-/* Output until the container exits, then its exit code. */
-static int attach(struct cli_ctx *ctx, const char *id, struct qerr *err) {
+/* Output until the container exits, then its exit code; without the setup
+ * output when a progress display showed it. */
+static int attach(struct cli_ctx *ctx, const char *id, bool shown, struct qerr *err) {
   struct sigaction sa = {.sa_handler = on_interrupt};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   Quilt__V1__StreamLogsRequest logs = QUILT__V1__STREAM_LOGS_REQUEST__INIT;
   logs.id = (char *)id;
   logs.follow = true;
-  if (logs_copy(ctx, &logs, false, err) < 0)
+  if ((shown ? logs_copy_output(ctx, &logs, err) : logs_copy(ctx, &logs, false, err)) < 0)
     return err->code;
   Quilt__V1__WaitContainerRequest req = QUILT__V1__WAIT_CONTAINER_REQUEST__INIT;
   req.id = (char *)id;
@@ -513,14 +528,15 @@ static int attach(struct cli_ctx *ctx, const char *id, struct qerr *err) {
 }
 
 /* Starts the created container; attached, returns its exit code. */
-static int start_and_attach(struct cli_ctx *ctx, const Quilt__V1__Container *c, bool rm) {
+static int start_and_attach(struct cli_ctx *ctx, const Quilt__V1__Container *c, bool setup,
+                            bool rm) {
   struct qerr err = QERR_INIT;
   cleanup_msg ProtobufCMessage *resp = NULL;
   int code;
-  if (start_call(ctx, c->id, &resp, &err) < 0) {
+  if (start_call(ctx, c->id, setup, &resp, &err) < 0) {
     ctr_report(ctx, &err);
     code = start_failure_code(&err);
-  } else if ((code = attach(ctx, c->id, &err)) < 0) {
+  } else if ((code = attach(ctx, c->id, setup && !ctx->json, &err)) < 0) {
     ctr_report(ctx, &err);
     code = RUN_EXIT_FAILED;
   }
@@ -529,10 +545,10 @@ static int start_and_attach(struct cli_ctx *ctx, const Quilt__V1__Container *c, 
   return code;
 }
 
-static int run_detached(struct cli_ctx *ctx, const Quilt__V1__Container *c) {
+static int run_detached(struct cli_ctx *ctx, const Quilt__V1__Container *c, bool setup) {
   struct qerr err = QERR_INIT;
   cleanup_msg ProtobufCMessage *resp = NULL;
-  if (start_call(ctx, c->id, &resp, &err) < 0) {
+  if (start_call(ctx, c->id, setup, &resp, &err) < 0) {
     ctr_report(ctx, &err);
     return start_failure_code(&err);
   }
@@ -564,7 +580,8 @@ static int run_run(struct cli_ctx *ctx, int argc, char **argv) {
     rc = (ctr_report(ctx, &err), RUN_EXIT_FAILED);
   else {
     const Quilt__V1__Container *c = ((Quilt__V1__CreateContainerResponse *)resp)->container;
-    rc = b.detach ? run_detached(ctx, c) : start_and_attach(ctx, c, rm);
+    bool setup = b.spec.n_setup > 0;
+    rc = b.detach ? run_detached(ctx, c, setup) : start_and_attach(ctx, c, setup, rm);
   }
   spec_free(&b);
   return rc;
@@ -586,7 +603,9 @@ static int run_run(struct cli_ctx *ctx, int argc, char **argv) {
   "                           this shell's value\n"                                          \
   "      --setup SPEC         a setup step run first (repeatable): \"MANAGER: pkg ...\"\n"  \
   "                           with MANAGER npm, pip, gem, apt, apk, or \"sh: COMMAND\".\n"  \
-  "                           The result is cached as a layer for the image\n"             \
+  "                           The result is cached as a layer for the image; with\n"      \
+  "                           --start or run, progress is shown on stderr (not\n"          \
+  "                           with --json; the steps' output is in 'logs')\n"              \
   "      --setup-network MODE the setup's network (default: the container's)\n"           \
   "      --npm-registry URL, --pip-index URL, --gem-source URL, --apt-mirror URL,\n"       \
   "      --apk-repository URL, --http-proxy URL, --https-proxy URL, --no-proxy LIST\n"     \

@@ -11,6 +11,7 @@
 struct log_sink {
   struct cli_ctx *ctx;
   bool timestamps;
+  bool skip_setup;
   bool mid_line[STREAM_SLOTS]; /* per stream: the last chunk ended inside a line */
   struct qerr *err;
 };
@@ -33,6 +34,8 @@ static void write_stamped(FILE *f, const char *ts, const uint8_t *p, size_t n, b
 static int on_chunk(void *arg, ProtobufCMessage *msg) {
   struct log_sink *s = arg;
   const Quilt__V1__LogChunk *ch = (const Quilt__V1__LogChunk *)msg;
+  if (s->skip_setup && ch->stream == QUILT__V1__LOG_STREAM__LOG_STREAM_SETUP)
+    return 0;
   FILE *f = s->ctx->json || ch->stream == QUILT__V1__LOG_STREAM__LOG_STREAM_STDOUT ? s->ctx->out
                                                                                    : stderr;
   if (s->ctx->json) {
@@ -52,13 +55,24 @@ static int on_chunk(void *arg, ProtobufCMessage *msg) {
   return 0;
 }
 
-int logs_copy(struct cli_ctx *ctx, const Quilt__V1__StreamLogsRequest *req, bool timestamps,
-              struct qerr *err) {
-  struct log_sink sink = {.ctx = ctx, .timestamps = timestamps, .err = err};
+static int copy(struct cli_ctx *ctx, const Quilt__V1__StreamLogsRequest *req, bool timestamps,
+                bool skip_setup, struct qerr *err) {
+  struct log_sink sink = {.ctx = ctx, .timestamps = timestamps, .skip_setup = skip_setup,
+                          .err = err};
   /* Following has no natural end before the container's; a finished log
    * can be large and the reader slow. Neither gets a default deadline. */
   return ctr_stream(ctx, QCLIENT_QUILT("StreamLogs"), &req->base,
                     &quilt__v1__log_chunk__descriptor, on_chunk, &sink, 0, err);
+}
+
+int logs_copy(struct cli_ctx *ctx, const Quilt__V1__StreamLogsRequest *req, bool timestamps,
+              struct qerr *err) {
+  return copy(ctx, req, timestamps, false, err);
+}
+
+int logs_copy_output(struct cli_ctx *ctx, const Quilt__V1__StreamLogsRequest *req,
+                     struct qerr *err) {
+  return copy(ctx, req, false, true, err);
 }
 
 /* ------------------------------------------------------------ logs */

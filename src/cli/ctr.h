@@ -98,6 +98,9 @@ int parse_since(const char *s, int64_t now_ns, int64_t *out_ns);
  * RFC 3339 time of its chunk. No deadline unless --timeout was given. */
 int logs_copy(struct cli_ctx *ctx, const Quilt__V1__StreamLogsRequest *req, bool timestamps,
               struct qerr *err);
+/* The same without the setup stream (a progress display showed it). */
+int logs_copy_output(struct cli_ctx *ctx, const Quilt__V1__StreamLogsRequest *req,
+                     struct qerr *err);
 
 /* ------------------------------------------------------------ images (cmd_images.c) */
 

@@ -1351,6 +1351,11 @@ static int start(struct container *c, struct warm *w, struct qerr *err) {
     return rc;
   }
   logs_start(c);
+  if (c->setup_reused) {
+    char note[96];
+    snprintf(note, sizeof note, "reused layer %s", c->setup_key);
+    logs_setup_note(c, note);
+  }
   arm_status(c); /* a failure shows up as a failure record or EOF + exit */
   return 0;
 }

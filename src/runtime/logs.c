@@ -104,6 +104,13 @@ void logs_note(struct container *c, const char *text) {
     append(c, LOG_STDERR, (const uint8_t *)line, (size_t)n < sizeof line ? (size_t)n : sizeof line);
 }
 
+void logs_setup_note(struct container *c, const char *text) {
+  char line[1024];
+  int n = snprintf(line, sizeof line, "quilt-setup: %s\n", text);
+  if (n > 0)
+    append(c, LOG_SETUP, (const uint8_t *)line, (size_t)n < sizeof line ? (size_t)n : sizeof line);
+}
+
 /* ------------------------------------------------------------ pipes */
 
 static void arm_pipe(struct log_pipe *p) {

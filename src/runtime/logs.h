@@ -34,6 +34,9 @@ void logs_close(struct container *c);
 void logs_complete(struct container *c);
 /* Appends a line from the daemon itself (e.g. why the start failed). */
 void logs_note(struct container *c, const char *text);
+/* The same as setup output ("quilt-setup: TEXT"), e.g. that the steps'
+ * layer was reused: a client following the setup stream sees it end. */
+void logs_setup_note(struct container *c, const char *text);
 
 void logs_stream_rpc(struct grpc_call *call, struct container *c,
                      const Quilt__V1__StreamLogsRequest *req);

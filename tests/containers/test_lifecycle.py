@@ -1153,7 +1153,10 @@ class SetupStepsTest(QuiltTestCase):
         # The same image, steps and sources: the layer, not the registry.
         c2, w2, out2 = self.run_container(["quilt-hello"], timeout=60,
                                           **self.setup_spec(None, ["pip: quilt-hello"]))
-        self.assertEqual((w2.exit_code, out2), (0, b"quilt-hello 1.0.0\n"))
+        # Nothing ran: the setup output is one line saying so.
+        self.assertEqual((w2.exit_code, out2),
+                         (0, b"quilt-setup: reused layer %s\nquilt-hello 1.0.0\n"
+                          % g.setup_layer.encode()))
         g2 = self.get(c2.id)
         self.assertEqual((g2.setup_layer, g2.setup_reused), (g.setup_layer, True))
         self.assertEqual(self.registry_requests(), fetched)
@@ -1279,7 +1282,8 @@ class NpmSetupTest(QuiltTestCase):
                              b"quilt-hello 1.0.0\n@quilt/scoped 0.3.1\n")
             fetched = quiltlib.read_text(log).count(".tgz")
             c2, w2, got2 = self.run_container(["quilt-hello"], timeout=60, **spec)
-            self.assertEqual((w2.exit_code, got2), (0, b"quilt-hello 1.0.0\n"))
+            self.assertEqual((w2.exit_code, self.logs(c2.id, stream=pb.LOG_STREAM_STDOUT)),
+                             (0, b"quilt-hello 1.0.0\n"))
             self.assertTrue(self.get(c2.id).setup_reused)
             self.assertEqual(quiltlib.read_text(log).count(".tgz"), fetched)
         finally:
@@ -1415,6 +1419,182 @@ class ExecTest(QuiltTestCase):
         self.assertEqual(r.stdout.split(b"\n")[:2], [b"0", b"0 100000 65536"])
         self.kill(u.id, 9)
         self.wait(u.id)
+def start_fixture(tmp, script, args, name):
+    """Starts tests/setup/SCRIPT ARGS (a registry on loopback); returns
+    (process, port, log path) once it listens."""
+    port_file = os.path.join(tmp, name + ".port")
+    log = os.path.join(tmp, name + ".log")
+    proc = subprocess.Popen(["/usr/bin/python3", os.path.join(SETUP_DIR, script)] + args
+                            + ["--port-file", port_file, "--log", log],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(port_file):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError("%s did not start (status %r)" % (script, proc.returncode))
+        time.sleep(0.05)
+    with open(port_file) as f:
+        return proc, int(f.read()), log
+
+
+def stop_fixture(proc):
+    if proc is not None:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+class PackageSetupTest(QuiltTestCase):
+    """Shared by the apt and gem setup tests: an image made by make_image.sh,
+    one registry on loopback, setup with the host's network."""
+
+    image = None      # make_image.sh's name: debian, ruby
+    needs = ()        # host files the image is made of
+    registry = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.registry = None
+        missing = [f for f in cls.needs if not os.path.exists(f)]
+        if missing:
+            cls.skip_why = "no %s on this host to build the test image from" % missing[0]
+            return
+        out = os.path.join(cls.tmp, "images")
+        subprocess.run(["sh", os.path.join(SETUP_DIR, "make_image.sh"), out, cls.image],
+                       check=True, capture_output=True, timeout=300)
+        for _ in cls.daemon.stub.ImportImage(pb.ImportImageRequest(
+                path=os.path.join(out, cls.image + ".tar"), tags=[cls.image + ":setup"]),
+                timeout=120):
+            pass
+        cls.registry, cls.port, cls.registry_log = cls.start_registry()
+
+    @classmethod
+    def tearDownClass(cls):
+        stop_fixture(cls.registry)
+        super().tearDownClass()
+
+    def setUp(self):
+        super().setUp()
+        if self.registry is None:
+            self.skipTest(self.skip_why)
+
+    def layers(self):
+        try:
+            return set(os.listdir(os.path.join(self.daemon.root, "layers")))
+        except OSError:
+            return set()
+
+    def fetches(self, suffix):
+        return sum(1 for line in quiltlib.read_text(self.registry_log).splitlines()
+                   if line.split()[1].endswith(suffix) and line.endswith(" 200"))
+
+    def spec_for(self, steps, **kw):
+        return dict(image=self.image + ":setup", setup=steps,
+                    setup_network=pb.NETWORK_MODE_HOST, setup_config=self.config(), **kw)
+
+    def check_installs_then_reuses(self, step, cmd, want, artifact):
+        """Runs cmd after step twice: installed from the registry, then from
+        the cached layer (its field, its event, no second download)."""
+        events = self.events()
+        c, w, _ = self.run_container(cmd, timeout=180, **self.spec_for([step]))
+        out = self.logs(c.id, stream=pb.LOG_STREAM_STDOUT)
+        self.assertEqual((w.exit_code, out), (0, want), self.logs(c.id))
+        setup_out = self.logs(c.id, stream=pb.LOG_STREAM_SETUP)
+        self.assertIn(("quilt-setup: step 1/1: %s\n" % step).encode(), setup_out)
+        self.assertIn(b"quilt-setup: done\n", setup_out)
+        g = self.get(c.id)
+        self.assertEqual((len(g.setup_layer), g.setup_reused), (64, False))
+        self.assertIn(g.setup_layer, self.layers())
+        fetched = self.fetches(artifact)
+        self.assertEqual(fetched, 1)
+        c2, w2, out2 = self.run_container(cmd, timeout=60, **self.spec_for([step]))
+        g2 = self.get(c2.id)
+        # Nothing ran: the setup output is one line saying so.
+        self.assertEqual((w2.exit_code, out2),
+                         (0, b"quilt-setup: reused layer %s\n%s" % (g.setup_layer.encode(), want)))
+        self.assertEqual((g2.setup_layer, g2.setup_reused), (g.setup_layer, True))
+        self.assertIsNotNone(events.wait_for(
+            lambda e: e.type == pb.EVENT_TYPE_SETUP_DONE and e.container_id == c2.id
+            and e.detail == "reused " + g.setup_layer, 10))
+        self.assertEqual(self.fetches(artifact), fetched)
+        return g.setup_layer
+
+    def check_missing_package(self, step, *want):
+        before = self.layers()
+        e = self.assertRpcCode(Code.FAILED_PRECONDITION, self.create, ["true"], timeout=180,
+                               **self.spec_for([step]))
+        for text in (step,) + want:
+            self.assertIn(text, e.details())
+        self.assertEqual(self.layers(), before)
+
+
+class AptSetupTest(PackageSetupTest):
+    """--setup "apt: ..." in an image made of the host's apt and dpkg, against
+    a Debian repository on loopback (tests/setup/apt_repo.py) that apt_mirror
+    puts in place of the image's deb.debian.org source."""
+
+    image = "debian"
+    needs = ("/usr/bin/apt-get", "/usr/bin/dpkg-deb")
+
+    @classmethod
+    def start_registry(cls):
+        return start_fixture(cls.tmp, "apt_repo.py",
+                             ["--package", "quilt-hello-deb=1.0", "--stub-pip"], "apt")
+
+    def config(self):
+        return pb.SetupConfig(apt_mirror="http://127.0.0.1:%d" % self.port,
+                              pip_index="http://127.0.0.1:1/simple")
+
+    def test_apt_step_installs_then_reuses_its_layer(self):
+        key = self.check_installs_then_reuses("apt: quilt-hello-deb", ["quilt-hello-deb"],
+                                              b"quilt-hello-deb 1.0\n", ".deb")
+        # What apt-get downloaded and listed stays out of the layer.
+        layer = os.path.join(self.daemon.root, "layers", key)
+        self.assertTrue(os.path.exists(os.path.join(layer, "usr/bin/quilt-hello-deb")))
+        for d in ("var/lib/apt/lists", "var/cache/apt/archives"):
+            left = [f for f in os.listdir(os.path.join(layer, d)) if f not in ("partial", "lock")] \
+                if os.path.isdir(os.path.join(layer, d)) else []
+            self.assertEqual(left, [], d)
+
+    def test_missing_package_fails_and_caches_nothing(self):
+        self.check_missing_package("apt: quilt-nonexistent", "exit code 100",
+                                   "Unable to locate package quilt-nonexistent")
+
+    def test_missing_pip_is_installed_with_apt_first(self):
+        # The repository's python3-pip is a stub (apt_repo.py --stub-pip);
+        # what matters is that the script asked apt for it.
+        c, w, _ = self.run_container(["quilt-tool"], timeout=180,
+                                     **self.spec_for(["pip: quilt-tool"]))
+        out = self.logs(c.id, stream=pb.LOG_STREAM_STDOUT)
+        self.assertEqual((w.exit_code, out), (0, b"quilt-tool (stub pip)\n"), self.logs(c.id))
+        self.assertIn(b"quilt-setup: step 1/1: installing python3-pip with apt-get",
+                      self.logs(c.id, stream=pb.LOG_STREAM_SETUP))
+        self.assertEqual(self.fetches("python3-pip_0.0-quilt_all.deb"), 1)
+
+
+class GemSetupTest(PackageSetupTest):
+    """--setup "gem: ..." in an image made of the host's ruby, against a gem
+    source on loopback (tests/setup/gem_source.py)."""
+
+    image = "ruby"
+    needs = ("/usr/bin/ruby", "/usr/bin/gem")
+
+    @classmethod
+    def start_registry(cls):
+        return start_fixture(cls.tmp, "gem_source.py", ["--gem", "quilt_hello=1.0.0"], "gem")
+
+    def config(self):
+        return pb.SetupConfig(gem_source="http://127.0.0.1:%d/" % self.port)
+
+    def test_gem_step_installs_then_reuses_its_layer(self):
+        self.check_installs_then_reuses(
+            "gem: quilt_hello", ["sh", "-c", "quilt_hello && ruby -rquilt_hello -e 'p QuiltHello::VERSION'"],
+            b'quilt_hello 1.0.0\n"1.0.0"\n', ".gem")
+
+    def test_missing_gem_fails_and_caches_nothing(self):
+        self.check_missing_package("gem: quilt_nonexistent", "exit code 2",
+                                   "quilt_nonexistent")
 
 
 class NoOverlayTest(QuiltTestCase):

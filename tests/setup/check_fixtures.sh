@@ -1,8 +1,10 @@
 #!/bin/sh
-# Checks the two registries against the host's own clients: npm installs a
+# Checks the registries against the host's own clients: npm installs a
 # generated package (plain, scoped, pinned) from npm_registry.py, pip
 # installs a generated wheel from pypi_index.py, and a missing package is
-# each client's "not found". Needs npm and /usr/bin/python3 with pip; exits
+# each client's "not found"; when the host has them, apt-get (in a private
+# state directory) downloads a package from apt_repo.py and gem installs
+# one from gem_source.py. Needs npm and /usr/bin/python3 with pip; exits
 # 77 (meson's "skipped") without them. Leaves nothing behind.
 # usage: check_fixtures.sh
 set -eu
@@ -78,3 +80,43 @@ fi
 grep -q "No matching distribution found for no-such-package" "$tmp/out" ||
   fail "pip did not say no matching distribution: $(cat "$tmp/out")"
 echo "ok pip"
+
+# apt: the repository's lists and a package, with apt's state in $tmp.
+if command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1; then
+  start apt "$py" "$here/apt_repo.py" --package quilt-hello-deb=1.0
+  mkdir -p "$tmp/apt/lists/partial" "$tmp/apt/cache/archives/partial" "$tmp/apt/dl"
+  echo "deb [trusted=yes] http://127.0.0.1:$(cat "$tmp/apt.port")/debian bookworm main" \
+    >"$tmp/apt/sources.list"
+  apt_get() {
+    apt-get -q -o Dir::Etc::SourceList="$tmp/apt/sources.list" -o Dir::Etc::SourceParts=- \
+      -o Dir::State::Lists="$tmp/apt/lists" -o Dir::Cache="$tmp/apt/cache" \
+      -o Dir::State::status=/dev/null -o APT::Sandbox::User=root "$@"
+  }
+  apt_get update >"$tmp/out" 2>&1 || fail "apt-get update: $(cat "$tmp/out")"
+  (cd "$tmp/apt/dl" && apt_get download quilt-hello-deb) >"$tmp/out" 2>&1 ||
+    fail "apt-get download: $(cat "$tmp/out")"
+  dpkg-deb -x "$tmp/apt/dl/quilt-hello-deb_1.0_all.deb" "$tmp/apt/root"
+  [ "$("$tmp/apt/root/usr/bin/quilt-hello-deb")" = "quilt-hello-deb 1.0" ] ||
+    fail "quilt-hello-deb is not 1.0"
+  if (cd "$tmp/apt/dl" && apt_get download no-such-package) >"$tmp/out" 2>&1; then
+    fail "apt-get downloaded a package the repository does not have"
+  fi
+  grep -q "Unable to locate package no-such-package" "$tmp/out" ||
+    fail "apt-get did not say unable to locate: $(cat "$tmp/out")"
+  echo "ok apt"
+fi
+
+# gem: install into $tmp, run its executable.
+if command -v gem >/dev/null 2>&1; then
+  start gem "$py" "$here/gem_source.py" --gem quilt_hello=1.0.0
+  gem_url=http://127.0.0.1:$(cat "$tmp/gem.port")/
+  gem install --no-document --install-dir "$tmp/gem" --bindir "$tmp/gem/bin" --clear-sources \
+    --source "$gem_url" quilt_hello >"$tmp/out" 2>&1 || fail "gem install: $(cat "$tmp/out")"
+  [ "$(GEM_HOME="$tmp/gem" "$tmp/gem/bin/quilt_hello")" = "quilt_hello 1.0.0" ] ||
+    fail "quilt_hello is not 1.0.0"
+  if gem install --no-document --install-dir "$tmp/gem2" --clear-sources --source "$gem_url" \
+    no_such_gem >"$tmp/out" 2>&1; then
+    fail "gem installed a gem the source does not have"
+  fi
+  echo "ok gem"
+fi

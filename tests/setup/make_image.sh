@@ -9,21 +9,30 @@
 #               tests, caches, IDLE and Tk, Debian's pip from
 #               /usr/lib/python3/dist-packages (+ /usr/bin/pip3), the shared
 #               libraries of python and of every lib-dynload module
+#   debian.tar  apt-get and its http method, dpkg (+ dpkg-deb, dpkg-query,
+#               dpkg-split), the static ldconfig, their shared libraries;
+#               /etc/apt/sources.list naming one [trusted=yes] source on
+#               deb.debian.org (setup tests point it at a local repository
+#               with apt_mirror), an empty dpkg status
+#   ruby.tar    /usr/bin/ruby and gem, Ruby's library (without its docs),
+#               Debian's rubygems integration, the shared libraries of ruby
+#               and of every extension
 # Both have /etc/passwd, /etc/group, /etc/hosts, /root, /tmp (1777) and the
 # CA bundle when the host has one. Plain tar, owners 0:0, mtimes 0, sorted:
 # the same host files give the same bytes, hence the same image id.
 #
-# usage: make_image.sh [--check] OUTDIR [node|python]...   (default: both)
+# usage: make_image.sh [--check] OUTDIR [node|python|debian|ruby]...
+#        (default: node python)
 #   --check  also unpack each tarball into a scratch directory and run
 #            `npm --version` / `python3 -m pip --version` in a chroot of it
 #            (needs root: a private mount namespace binds /dev and mounts
 #            /proc there, and goes away with it)
 # Needs: busybox-static, nodejs + npm (node image), python3 + python3-pip
-# (python image), ldd, GNU tar.
+# (python image), apt + dpkg (debian image), ruby (ruby image), ldd, GNU tar.
 set -eu
 
 usage() {
-  echo "usage: make_image.sh [--check] OUTDIR [node|python]..." >&2
+  echo "usage: make_image.sh [--check] OUTDIR [node|python|debian|ruby]..." >&2
   exit 2
 }
 
@@ -47,8 +56,11 @@ die() {
 }
 
 # copy SRC DST_ROOT: SRC (symlinks resolved) at the same path under DST_ROOT.
+# Whatever is there goes first: a busybox applet link (an absolute
+# /bin/busybox) would have cp write through it into the host's busybox.
 copy_file() {
   mkdir -p "$2$(dirname "$1")"
+  rm -f "$2$1"
   cp -L --preserve=mode "$1" "$2$1"
 }
 
@@ -145,6 +157,74 @@ python_image() {
   { echo "$py"; find "$root$stdlib/lib-dynload" -name '*.so'; } | copy_libs "$root"
 }
 
+# debian.tar: just enough of Debian for `apt-get update && apt-get install`
+# from a repository of packages without maintainer scripts or dependencies
+# on what is not there (tests/setup/apt_repo.py builds such packages).
+debian_image() {
+  root=$1
+  for f in /usr/bin/apt-get /usr/bin/dpkg /usr/lib/apt/methods/http /sbin/ldconfig; do
+    [ -x "$f" ] || die "$f not found (apt, dpkg, libc-bin)"
+  done
+  base "$root"
+  echo '_apt:x:42:65534::/nonexistent:/bin/false' >> "$root/etc/passwd"
+  # The methods apt-get update and install use with an http source (store
+  # decompresses the lists, gpgv would check signatures: a [trusted=yes]
+  # source skips it, but apt still runs it when a Release.gpg exists).
+  bins="/usr/bin/apt-get /usr/bin/apt-config /usr/bin/dpkg /usr/bin/dpkg-deb
+        /usr/bin/dpkg-query /usr/bin/dpkg-split /usr/lib/apt/methods/http
+        /usr/lib/apt/methods/file /usr/lib/apt/methods/copy /usr/lib/apt/methods/store
+        /usr/lib/apt/methods/gpgv"
+  for f in $bins; do
+    copy_file "$f" "$root"
+  done
+  # dpkg refuses to run without ldconfig and start-stop-daemon on PATH; the
+  # host's ldconfig is static, busybox has start-stop-daemon. dpkg-deb
+  # unpacks with GNU tar's options: it replaces busybox's tar.
+  copy_file /sbin/ldconfig "$root"
+  copy_file /bin/tar "$root"
+  mkdir -p "$root/etc/apt/apt.conf.d" "$root/etc/apt/preferences.d" \
+           "$root/etc/apt/sources.list.d" "$root/etc/apt/trusted.gpg.d" \
+           "$root/etc/dpkg/dpkg.cfg.d" "$root/var/lib/dpkg/info" \
+           "$root/var/lib/dpkg/updates" "$root/var/lib/dpkg/triggers" \
+           "$root/var/lib/apt/lists/partial" "$root/var/cache/apt/archives/partial" \
+           "$root/var/log/apt"
+  [ ! -f /etc/dpkg/dpkg.cfg ] || cp /etc/dpkg/dpkg.cfg "$root/etc/dpkg/dpkg.cfg"
+  # apt reads dpkg's architecture tables.
+  for f in cputable ostable tupletable; do
+    [ ! -f "/usr/share/dpkg/$f" ] || copy_file "/usr/share/dpkg/$f" "$root"
+  done
+  # An empty status: apt-get sees nothing installed, and installs nothing
+  # but what it is asked for (the test packages depend on nothing).
+  : > "$root/var/lib/dpkg/status"
+  : > "$root/var/lib/dpkg/available"
+  # One source, on Debian's host: quilt's apt_mirror replaces the host, so
+  # a test repository on loopback serves it. Unsigned, hence trusted=yes.
+  echo 'deb [trusted=yes] http://deb.debian.org/debian bookworm main' > "$root/etc/apt/sources.list"
+  printf '%s\n' $bins /bin/tar | copy_libs "$root"
+}
+
+# ruby.tar: ruby and gem as Debian installs them (gem's default install
+# directory is /var/lib/gems, its executables go to /usr/local/bin).
+ruby_image() {
+  root=$1
+  ruby=$(readlink -f /usr/bin/ruby 2>/dev/null) || die "/usr/bin/ruby not found (apt-get install ruby)"
+  [ -x "$ruby" ] || die "/usr/bin/ruby not found (apt-get install ruby)"
+  base "$root"
+  copy_file "$ruby" "$root"
+  ln -sf "$(basename "$ruby")" "$root/usr/bin/ruby"
+  copy_file /usr/bin/gem "$root"
+  mkdir -p "$root/usr/lib/x86_64-linux-gnu" "$root/var/lib/gems"
+  # Ruby's library and the gems Debian ships with it, without their docs
+  # and test suites; the C extensions of the architecture directory.
+  tar -C /usr/lib --exclude='rdoc' --exclude='ri' --exclude='test' --exclude='tests' \
+      --exclude='*.md' -cf - ruby | tar -C "$root/usr/lib" -xf -
+  arch_dir=$(dirname "$(ruby -e 'print RbConfig::CONFIG["archdir"]')")
+  parent=$(dirname "$arch_dir")
+  mkdir -p "$root$parent"
+  cp -a "$arch_dir" "$root$parent/"
+  { echo "$ruby"; find "$root$arch_dir" -name '*.so'; } | copy_libs "$root"
+}
+
 pack() {
   root=$1
   tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$root" -cf "$2.tmp" .
@@ -170,7 +250,7 @@ check_image() {
 
 for image in "$@"; do
   case $image in
-    node | python) ;;
+    node | python | debian | ruby) ;;
     *) usage ;;
   esac
   root=$scratch/$image
@@ -184,6 +264,8 @@ for image in "$@"; do
     case $image in
       node) check_image "$out/node.tar" 'HOME=/root; export HOME; node -e "console.log(process.version)" && npm --version' ;;
       python) check_image "$out/python.tar" 'python3 -c "import ssl, sqlite3, ctypes, zlib; print(\"stdlib ok\")" && python3 -m pip --version' ;;
+      debian) check_image "$out/debian.tar" '/usr/bin/apt-get --version | head -1 && /usr/bin/dpkg --version | head -1 && /usr/bin/dpkg --audit && /usr/bin/apt-get check' ;;
+      ruby) check_image "$out/ruby.tar" 'HOME=/root; export HOME; ruby -e "require \"openssl\"; require \"zlib\"; puts RUBY_VERSION" && gem --version' ;;
     esac
   fi
 done
