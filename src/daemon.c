@@ -50,6 +50,7 @@ void quiltd_default_config(struct quiltd_config *cfg) {
       .userns_base = 100000,
       .userns_count = 65536,
       .warm_pool = 2,
+      .default_memory_mib = -1,
   };
 }
 
@@ -211,6 +212,10 @@ static int open_runtime(struct quiltd *d, struct qerr *err) {
     d->images = NULL;
   }
   d->overlay = !d->cfg.no_overlay && rootfs_overlay_supported();
+  if (d->cfg.default_memory_mib < 0) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    d->cfg.default_memory_mib = pages > 0 && page > 0 ? (int64_t)pages * page / 2 / (1 << 20) : 0;
+  }
   idmap_init(&d->idmap, d->cfg.userns_base, d->cfg.userns_count, d->cfg.no_idmap);
   snprintf(path, sizeof path, "%s/containers", d->cfg.root_dir);
   d->rootfs_driver = d->overlay ? "overlay" : rootfs_copy_driver(path);

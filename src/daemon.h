@@ -57,6 +57,9 @@ struct quiltd_config {
   bool io_uring_compat;        /* use only what kernel 5.15 offers */
   bool no_overlay;             /* act as if overlayfs were missing */
   bool no_idmap;               /* act as if idmapped mounts were missing */
+  /* Memory limit of containers that ask for none, MiB; 0: none; -1 (the
+   * default): half of the host's memory, so no one container can take it all. */
+  int64_t default_memory_mib;
   const char *default_rootfs;  /* rootfs directory used when a spec names no image */
   const char *default_image;   /* tarball imported as busybox:latest at first start */
   const char *extract_helper;  /* quilt-extract; NULL: next to quiltd */

@@ -27,6 +27,8 @@ static void usage(FILE *f) {
           "  --max-streams N       concurrent streams per connection (default 128)\n"
           "  --max-recv-msg BYTES  largest request message (default 4194304)\n"
           "  --idle-timeout SECS   close connections idle this long (default 300)\n"
+          "  --default-memory-limit MIB  memory limit of containers that set none\n"
+          "                        (default: half the host's memory; 0: none)\n"
           "  --send-timeout SECS   close a connection whose peer reads none of our\n"
           "                        bytes this long (default 30)\n"
           "  --log-level LEVEL     error, warn, info or debug (default info)\n"
@@ -124,7 +126,7 @@ static int check_root(const struct quiltd_config *cfg) {
 
 static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
   enum { O_SOCKET = 256, O_LISTEN, O_ROOT, O_MAXCONN, O_MAXSTREAMS, O_MAXMSG, O_IDLE, O_SENDTO, O_LOG,
-         O_VERSION, O_COMPAT, O_ROOTFS, O_CGPARENT, O_LOGMAX, O_USERNS, O_DEFIMAGE, O_IMGMAX, O_NOOVERLAY, O_NOIDMAP, O_WARMPOOL, O_BRIDGE, O_SUBNET, O_DNS, O_NPM, O_PIP, O_GEM, O_APT, O_APK,
+         O_VERSION, O_COMPAT, O_ROOTFS, O_CGPARENT, O_LOGMAX, O_USERNS, O_DEFIMAGE, O_IMGMAX, O_NOOVERLAY, O_NOIDMAP, O_DEFMEM, O_WARMPOOL, O_BRIDGE, O_SUBNET, O_DNS, O_NPM, O_PIP, O_GEM, O_APT, O_APK,
          O_HTTP_PROXY, O_HTTPS_PROXY, O_NO_PROXY, O_TOKEN_FILE, O_INSECURE };
   static const struct option opts[] = {
       {"socket", required_argument, 0, O_SOCKET},
@@ -148,6 +150,7 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
       {"default-image", required_argument, 0, O_DEFIMAGE},
       {"no-overlay", no_argument, 0, O_NOOVERLAY},
       {"no-idmap", no_argument, 0, O_NOIDMAP},
+      {"default-memory-limit", required_argument, 0, O_DEFMEM},
       {"image-max-size", required_argument, 0, O_IMGMAX},
       {"warm-pool", required_argument, 0, O_WARMPOOL},
       {"bridge", required_argument, 0, O_BRIDGE},
@@ -183,6 +186,7 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
     NUM(O_MAXMSG, "--max-recv-msg", 1u << 30, cfg->max_recv_msg = (uint32_t)v);
     NUM(O_IDLE, "--idle-timeout", 86400 * 365, cfg->idle_timeout_ns = v * 1000000000ull);
     NUM(O_SENDTO, "--send-timeout", 86400, cfg->send_timeout_ns = v * 1000000000ull);
+    NUM(O_DEFMEM, "--default-memory-limit", 1ull << 40, cfg->default_memory_mib = (int64_t)v);
     case O_LOG: {
       int level = parse_level(optarg);
       if (level < 0) return 2;

@@ -813,9 +813,10 @@ static void free_env(char **env) {
   free(env);
 }
 
-static struct cgroup_limits limits_of(const Quilt__V1__ContainerSpec *s) {
+static struct cgroup_limits limits_of(const struct quiltd *d, const Quilt__V1__ContainerSpec *s) {
+  uint64_t mib = s->memory_limit_mib ? s->memory_limit_mib : (uint64_t)d->cfg.default_memory_mib;
   return (struct cgroup_limits){
-      .memory_bytes = s->memory_limit_mib * 1024 * 1024,
+      .memory_bytes = mib * 1024 * 1024,
       .cpu_percent = s->cpu_limit_percent,
       .pids = s->pids_limit == 0 ? DEFAULT_PIDS_LIMIT : s->pids_limit,
   };
@@ -861,7 +862,7 @@ static int userns_lower(struct container *c, const struct rootfs_view *view,
 static int spawn_cold(struct container *c, const struct rootfs_view *view, int ns, int clone_ns,
                       struct spawn_result *res, struct qerr *err) {
   struct quiltd *d = c->d;
-  struct cgroup_limits lim = limits_of(c->spec);
+  struct cgroup_limits lim = limits_of(c->d, c->spec);
   struct spawn_sandbox sb = {
       .rootfs = view->merged,
       .overlay_lower = view->overlay ? view->lower : NULL,
@@ -946,7 +947,7 @@ static struct warm *take_sandbox(struct quiltd *d, struct container *c, const ch
   if (!c->spec->image[0])
     pool_default_is(&d->pool, c->image_id, rootfs);
   struct warm *w = pool_take(&d->pool, c->image_id, rootfs, ns_flags(c->spec));
-  struct cgroup_limits lim = limits_of(c->spec);
+  struct cgroup_limits lim = limits_of(c->d, c->spec);
   struct qerr err = QERR_INIT;
   if (w && w->cg && cgroup_apply(w->cg, &lim, &err) < 0) {
     log_info("warm sandbox %.12s refused the limits (%s): starting cold", w->id, err.msg);

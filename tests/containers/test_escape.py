@@ -346,6 +346,8 @@ class EscapeTest(QuiltTestCase):
     def test_pids_and_memory_are_bounded(self):
         c = self.create(["sleep", "30"])
         self.assertEqual(self.stats(c.id).pids_limit, 1024)  # the default
+        half = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2 >> 20 << 20
+        self.assertEqual(self.stats(c.id).memory_limit_bytes, half)  # the default
         self.kill(c.id, 9)
         self.wait(c.id)
         code, out = self.sh("(for i in $(seq 40); do sleep 5 & done) 2>&1 | grep -m1 fork",
@@ -409,6 +411,26 @@ class EscapeTest(QuiltTestCase):
         g = self.get(c.id)
         self.assertTrue(g.spec.security.seccomp_unconfined)
         self.assertEqual(list(g.spec.security.cap_add), ["SYS_PTRACE"])
+
+
+class DefaultMemoryLimitTest(QuiltTestCase):
+    """A container that asks for no memory limit gets the daemon's default
+    (half the host's memory unless --default-memory-limit says otherwise),
+    so it cannot take the host's memory."""
+    daemon_args = ("--default-memory-limit", "48")
+
+    def test_default_container_cannot_exhaust_memory(self):
+        c, w, _ = self.run_container(["awk", 'BEGIN{s="a"; while(1){s=s s}}'], timeout=60)
+        self.assertTrue(w.oom_killed, w)
+        self.assertIsNone(self.daemon.proc.poll(), "quiltd died")
+        s = self.create(["sleep", "30"])
+        self.assertEqual(self.stats(s.id).memory_limit_bytes, 48 << 20)
+        # Its own limit still wins.
+        t = self.create(["sleep", "30"], memory_limit_mib=64)
+        self.assertEqual(self.stats(t.id).memory_limit_bytes, 64 << 20)
+        for x in (s, t):
+            self.kill(x.id, 9)
+            self.wait(x.id)
 
 
 class EscapeRestartTest(QuiltTestCase):

@@ -337,12 +337,13 @@ class _QuiltdCases:
                 self.assertRpcError(grpc.StatusCode.UNIMPLEMENTED,
                                     self.channel.unary_unary(path), b"", timeout=RPC_TIMEOUT)
 
-    def test_unimplemented_quilt_method_names_itself(self):
-        # Exec has not landed in quiltd yet: when it does, move this case to
-        # a method that is still a stub (or drop it once none is left).
-        err = self.assertRpcError(grpc.StatusCode.UNIMPLEMENTED, self.quilt.Exec,
-                                  quilt_pb2.ExecRequest(id="x"), timeout=RPC_TIMEOUT)
-        self.assertIn("Exec", err.details())
+    def test_exec_of_a_missing_container_names_it(self):
+        # Every Quilt method is served (none answers UNIMPLEMENTED any more).
+        err = self.assertRpcError(grpc.StatusCode.NOT_FOUND, self.quilt.Exec,
+                                  quilt_pb2.ExecRequest(id="no-such-container",
+                                                        command=["true"]),
+                                  timeout=RPC_TIMEOUT)
+        self.assertIn("no-such-container", err.details())
 
     def test_watch_events_heartbeats_then_client_cancel(self):
         call = self.quilt.WatchEvents(quilt_pb2.WatchEventsRequest(heartbeat_seconds=1),
