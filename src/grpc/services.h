@@ -21,6 +21,8 @@ void rpc_stop(struct grpc_call *call, const ProtobufCMessage *req);
 void rpc_kill(struct grpc_call *call, const ProtobufCMessage *req);
 void rpc_pause(struct grpc_call *call, const ProtobufCMessage *req);
 void rpc_exec(struct grpc_call *call, const ProtobufCMessage *req);
+void rpc_exec_stream(struct grpc_call *call, const ProtobufCMessage *req);
+void rpc_exec_stream_done(struct grpc_call *call);
 void rpc_resume(struct grpc_call *call, const ProtobufCMessage *req);
 void rpc_remove(struct grpc_call *call, const ProtobufCMessage *req);
 void rpc_wait(struct grpc_call *call, const ProtobufCMessage *req);

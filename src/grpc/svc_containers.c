@@ -137,6 +137,12 @@ void rpc_exec(struct grpc_call *call, const ProtobufCMessage *msg) {
     exec_rpc(call, c, req);
 }
 
+void rpc_exec_stream(struct grpc_call *call, const ProtobufCMessage *msg) {
+  exec_stream_input(call, (const void *)msg);
+}
+
+void rpc_exec_stream_done(struct grpc_call *call) { exec_stream_end(call); }
+
 void rpc_remove(struct grpc_call *call, const ProtobufCMessage *msg) {
   const Quilt__V1__RemoveContainerRequest *req = (const void *)msg;
   struct container *c = lookup(call, req->id);

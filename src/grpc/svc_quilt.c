@@ -49,6 +49,8 @@ static const struct grpc_method methods[] = {
     M("WatchEvents", GRPC_SERVER_STREAM, watch_events_request, events_watch),
     M("GetStats", GRPC_UNARY, get_stats_request, rpc_stats),
     M("Exec", GRPC_UNARY, exec_request, rpc_exec),
+    {"/quilt.v1.Quilt/ExecStream", GRPC_BIDI, &quilt__v1__exec_input__descriptor,
+     rpc_exec_stream, rpc_exec_stream_done},
     M("ImportImage", GRPC_SERVER_STREAM, import_image_request, rpc_import_image),
     {"/quilt.v1.Quilt/UploadImage", GRPC_BIDI, &quilt__v1__upload_image_chunk__descriptor,
      rpc_upload_image, rpc_upload_image_done},

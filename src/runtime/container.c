@@ -1845,7 +1845,8 @@ static int exec_check(const struct container *c, const Quilt__V1__ExecRequest *r
 }
 
 int container_exec_spawn(struct container *c, const Quilt__V1__ExecRequest *req,
-                         const int stdio[3], struct spawn_result *res, struct qerr *err) {
+                         const int stdio[3], bool tty, struct spawn_result *res,
+                         struct qerr *err) {
   const Quilt__V1__ContainerSpec *s = c->spec;
   if (exec_check(c, req, err) < 0)
     return err->code;
@@ -1866,7 +1867,8 @@ int container_exec_spawn(struct container *c, const Quilt__V1__ExecRequest *req,
     ex.flags |= SPAWN_SECCOMP_UNCONFINED;
   struct spawn_join j = {.target_pidfd = c->pidfd, .ns_flags = ns_flags(s),
                          .cgroup_fd = c->cg ? cgroup_fd(c->cg) : -1,
-                         .stdio = {stdio[0], stdio[1], stdio[2]}, .seccomp = &c->d->seccomp};
+                         .stdio = {stdio[0], stdio[1], stdio[2]}, .tty = tty,
+                         .seccomp = &c->d->seccomp};
   int n = c->cg && j.cgroup_fd < 0
               ? cgroup_procs_fds(c->cg, j.cgroup_procs, SPAWN_MAX_CGROUP_FDS, err)
               : 0;

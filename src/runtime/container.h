@@ -91,10 +91,12 @@ void container_stop_rpc(struct quiltd *d, struct grpc_call *call, struct contain
 int container_kill(struct container *c, int sig, struct qerr *err);
 /* Starts an exec'd process in a running container (its namespaces,
  * cgroup, user, environment and security settings, ExecRequest's on top),
- * with stdio as its fds 0, 1, 2. */
+ * with stdio as its fds 0, 1, 2 (with tty, a terminal that becomes its
+ * controlling terminal). */
 struct spawn_result;
 int container_exec_spawn(struct container *c, const Quilt__V1__ExecRequest *req,
-                         const int stdio[3], struct spawn_result *res, struct qerr *err);
+                         const int stdio[3], bool tty, struct spawn_result *res,
+                         struct qerr *err);
 /* Freezes every process of a running container (state paused) / thaws a
  * paused one (running again). */
 int container_pause(struct container *c, struct qerr *err);

@@ -7,7 +7,10 @@
  * and dropped, so the process never blocks on a full pipe); its stdin gets
  * the request's bytes, then EOF. The unary answer goes out once the process
  * has exited and both pipes are closed. A deadline or a cancelled call
- * kills it. */
+ * kills it. ExecStream forwards output chunks as they come (reading stops
+ * while the call's queue is full), feeds stdin from the input messages
+ * (taking no more from the client while 1 MiB waits), and may run the
+ * command on a pty of the container's devpts. */
 #ifndef QUILT_RUNTIME_EXEC_H
 #define QUILT_RUNTIME_EXEC_H
 
@@ -17,5 +20,8 @@ struct grpc_call;
 struct container;
 
 void exec_rpc(struct grpc_call *call, struct container *c, const Quilt__V1__ExecRequest *req);
+/* ExecStream: each input message, and the end of the client's input. */
+void exec_stream_input(struct grpc_call *call, const Quilt__V1__ExecInput *in);
+void exec_stream_end(struct grpc_call *call);
 
 #endif

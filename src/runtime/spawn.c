@@ -602,6 +602,8 @@ __attribute__((noreturn)) static void join_main(struct child *c, const struct sp
   for (int i = 0; i < 3; i++)
     if (dup2(j->stdio[i], i) < 0)
       child_fail(c, GRPC_INTERNAL, errno, "setting up fd %d", i);
+  if (j->tty && ioctl(0, TIOCSCTTY, 0) < 0)
+    child_fail(c, GRPC_INTERNAL, errno, "making the terminal the controlling one");
   harden_and_exec(c, ex, j->seccomp);
 }
 

@@ -98,6 +98,7 @@ struct spawn_join {
   int cgroup_procs[SPAWN_MAX_CGROUP_FDS]; /* v1: cgroup.procs files to join */
   size_t n_cgroup_procs;
   int stdio[3];            /* fds that become 0, 1, 2 */
+  bool tty;                /* stdio is a terminal: make it the controlling one */
   const struct sock_fprog *seccomp; /* NULL: none */
 };
 

@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import uuid
@@ -1176,7 +1177,9 @@ class SetupStepsTest(QuiltTestCase):
             c3, w3, out3 = self.run_container(["quilt-hello"], timeout=60,
                                               **self.setup_spec(None, ["pip: quilt-hello"]))
             ids.append(c3.id)
-            self.assertEqual((w3.exit_code, out3), (0, b"quilt-hello 1.0.0\n"))
+            self.assertEqual((w3.exit_code, out3),
+                             (0, b"quilt-setup: reused layer %s\nquilt-hello 1.0.0\n"
+                              % g.setup_layer.encode()))
             self.assertIn(c3.id, warm, "the cached layer's container got no warm sandbox")
             self.assertEqual(d.metric("quilt_warm_pool_hits_total"), hits + 1)
             g3 = self.get(c3.id)
@@ -1442,6 +1445,120 @@ def stop_fixture(proc):
     if proc is not None:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+class ExecStreamTest(QuiltTestCase):
+    """ExecStream: stdin, stdout and stderr as they happen, a terminal,
+    resizes and signals."""
+
+    def stream(self, inputs, timeout=60):
+        return self.stub.ExecStream(iter(inputs), timeout=timeout)
+
+    def drain(self, call):
+        out, err, last = b"", b"", None
+        for o in call:
+            out += o.stdout
+            err += o.stderr
+            if o.exited:
+                last = o
+        return out, err, last
+
+    def test_ten_mib_of_stdin_round_trips(self):
+        c = self.create("sleep 120")
+        data = os.urandom(10 << 20)
+
+        def inputs():
+            yield pb.ExecInput(start=pb.ExecRequest(id=c.id, command=["cat"]))
+            for i in range(0, len(data), 65536):
+                yield pb.ExecInput(stdin=data[i:i + 65536])
+            yield pb.ExecInput(close_stdin=True)
+        out, err, last = self.drain(self.stream(inputs(), timeout=120))
+        self.assertEqual((last.exit_code, err), (0, b""))
+        self.assertEqual(len(out), len(data))
+        self.assertEqual(hashlib.sha256(out).hexdigest(), hashlib.sha256(data).hexdigest())
+        self.kill(c.id, 9)
+        self.wait(c.id)
+
+    def test_output_comes_live_and_signals_reach_the_process(self):
+        c = self.create("sleep 120")
+        gate = threading.Event()
+
+        def inputs():
+            yield pb.ExecInput(start=pb.ExecRequest(
+                id=c.id, command=["sh", "-c", "echo first; echo oops >&2; exec sleep 30"]))
+            gate.wait(20)
+            yield pb.ExecInput(signal=15)
+        call = self.stream(inputs())
+        t0 = time.monotonic()
+        got, err, last = b"", b"", None
+        for o in call:
+            got += o.stdout
+            err += o.stderr
+            if b"first" in got and b"oops" in err and not gate.is_set():
+                self.assertLess(time.monotonic() - t0, 10)
+                gate.set()  # seen while it still runs: now signal it
+            if o.exited:
+                last = o
+        self.assertTrue(gate.is_set(), "no output before the exit")
+        self.assertEqual((last.signal, last.exit_code), (15, 143))
+        self.kill(c.id, 9)
+        self.wait(c.id)
+
+    def test_terminal_size_and_resize(self):
+        c = self.create("sleep 120")
+        step = threading.Event()
+
+        def inputs():
+            yield pb.ExecInput(start=pb.ExecRequest(
+                id=c.id, command=["sh"], tty=True,
+                terminal_size=pb.TerminalSize(rows=24, cols=80)))
+            yield pb.ExecInput(stdin=b"tty; stty size; echo mark1\n")
+            step.wait(20)
+            yield pb.ExecInput(resize=pb.TerminalSize(rows=40, cols=100))
+            yield pb.ExecInput(stdin=b"stty size; exit 3\n")
+        call = self.stream(inputs())
+        out, last = b"", None
+        for o in call:
+            out += o.stdout
+            self.assertEqual(o.stderr, b"", "a terminal has one output")
+            if b"\nmark1\r\n" in out:  # its output line, not the echo of the input
+                step.set()
+            if o.exited:
+                last = o
+        self.assertEqual(last.exit_code, 3, out)
+        self.assertIn(b"/dev/pts/0", out)
+        self.assertIn(b"24 80", out)
+        self.assertIn(b"40 100", out)
+        self.kill(c.id, 9)
+        self.wait(c.id)
+
+    def test_cancel_kills_and_errors_are_statuses(self):
+        c = self.create("sleep 120")
+        call = self.stream([pb.ExecInput(start=pb.ExecRequest(id=c.id,
+                                                              command=["sleep", "4322"]))],
+                           timeout=1)
+        with self.assertRaises(grpc.RpcError) as e:
+            self.drain(call)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            left = self.stub.Exec(pb.ExecRequest(id=c.id, command=["ps"]), timeout=10).stdout
+            if b"4322" not in left:
+                break
+            time.sleep(0.1)
+        self.assertNotIn(b"sleep 4322", left, "the cancelled exec was left running")
+        for inputs, code, text in (
+                ([pb.ExecInput(stdin=b"x")], grpc.StatusCode.INVALID_ARGUMENT, "start"),
+                ([pb.ExecInput(start=pb.ExecRequest(id="no-such", command=["true"]))],
+                 grpc.StatusCode.NOT_FOUND, "no-such"),
+                ([pb.ExecInput(start=pb.ExecRequest(id=c.id, command=["no-such-program"]))],
+                 grpc.StatusCode.NOT_FOUND, "no-such-program")):
+            with self.assertRaises(grpc.RpcError) as e:
+                self.drain(self.stream(inputs, timeout=20))
+            self.assertEqual(e.exception.code(), code)
+            self.assertIn(text, e.exception.details())
+        self.kill(c.id, 9)
+        self.wait(c.id)
 
 
 class PackageSetupTest(QuiltTestCase):
