@@ -56,6 +56,8 @@ struct qcall {
    * buffer it is framed into. NULL for unary and server-streaming calls. */
   qclient_next_fn next_msg;
   void *next_arg;
+  int wake_fd;       /* interactive: next_msg said QCLIENT_LATER; ask again when readable */
+  bool waiting;      /* ... and has not been asked again yet */
   uint8_t *req_buf;
   size_t req_cap;
 
@@ -211,8 +213,9 @@ static int flush(struct qclient *c, struct qerr *err) {
   }
 }
 
-/* 1 when readable, 0 when the deadline (monotonic ns, 0 = none) passed. */
-static int wait_readable(int fd, uint64_t deadline) {
+/* 1 when fd is readable, 2 when wake (if >= 0) is, 0 when the deadline
+ * (monotonic ns, 0 = none) passed. */
+static int wait_readable(int fd, int wake, uint64_t deadline) {
   for (;;) {
     int ms = -1;
     if (deadline) {
@@ -221,10 +224,10 @@ static int wait_readable(int fd, uint64_t deadline) {
         return 0;
       ms = (int)((deadline - now + 999999) / 1000000); /* round up: never spin */
     }
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int r = poll(&p, 1, ms);
+    struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = wake, .events = POLLIN}};
+    int r = poll(p, wake >= 0 ? 2 : 1, ms);
     if (r > 0)
-      return 1;
+      return p[0].revents ? 1 : 2;
     if (r < 0 && errno != EINTR)
       return -errno;
   }
@@ -421,6 +424,10 @@ static int next_request(struct qcall *call) {
   int rc = call->next_msg(call->next_arg, &m);
   if (rc == 0)
     return 0;
+  if (rc == QCLIENT_LATER) {
+    call->waiting = true;
+    return QCLIENT_LATER;
+  }
   if (rc > 0 && !m)
     rc = -EINVAL;
   if (rc < 0) {
@@ -467,8 +474,8 @@ static ssize_t read_body(nghttp2_session *s, int32_t stream_id, uint8_t *buf, si
    * client blocks anyway, so doing it here, as the window allows, is simplest. */
   while (call->next_msg && call->body_off == call->body_len && !call->aborted) {
     int rc = next_request(call);
-    if (rc < 0)
-      return NGHTTP2_ERR_DEFERRED; /* the stream is being reset */
+    if (rc < 0 || rc == QCLIENT_LATER)
+      return NGHTTP2_ERR_DEFERRED; /* the stream is being reset, or nothing yet */
     if (rc == 0) {
       call->next_msg = NULL;
       break;
@@ -722,9 +729,14 @@ static int call_loop(struct qclient *c, struct qcall *call, uint64_t timeout_ns,
     /* After a local abort the RST is out; don't wait on the server again. */
     if (call->aborted && deadline == 0)
       deadline = clock_mono_ns() + QCLIENT_NS_PER_SEC;
-    r = wait_readable(c->fd, deadline);
+    r = wait_readable(c->fd, call->waiting ? call->wake_fd : -1, deadline);
     if (r < 0)
       return conn_fail(c, err, GRPC_UNAVAILABLE, -r, "poll: %s", strerror(-r));
+    if (r == 2) { /* the caller has something to send: ask it again */
+      call->waiting = false;
+      nghttp2_session_resume_data(c->session, call->stream_id);
+      continue;
+    }
     if (r == 0 && call->aborted) {
       /* The reset never got out: the connection is stuck; keep the error. */
       c->broken = true;
@@ -834,7 +846,14 @@ int qclient_stream(struct qclient *c, const char *method_path, const ProtobufCMe
 int qclient_bidi(struct qclient *c, const char *method_path, qclient_next_fn next_msg,
                  void *next_arg, const ProtobufCMessageDescriptor *resp_desc,
                  qclient_msg_fn on_msg, void *arg, uint64_t timeout_ns, struct qerr *err) {
+  return qclient_bidi_wake(c, method_path, next_msg, next_arg, -1, resp_desc, on_msg, arg,
+                           timeout_ns, err);
+}
+
+int qclient_bidi_wake(struct qclient *c, const char *method_path, qclient_next_fn next_msg,
+                      void *next_arg, int wake_fd, const ProtobufCMessageDescriptor *resp_desc,
+                      qclient_msg_fn on_msg, void *arg, uint64_t timeout_ns, struct qerr *err) {
   struct qcall call = {.desc = resp_desc, .on_msg = on_msg, .arg = arg,
-                       .next_msg = next_msg, .next_arg = next_arg};
+                       .next_msg = next_msg, .next_arg = next_arg, .wake_fd = wake_fd};
   return run_call(c, &call, method_path, NULL, timeout_ns, err);
 }

@@ -85,6 +85,15 @@ int qclient_bidi(struct qclient *c, const char *method_path, qclient_next_fn nex
                  void *next_arg, const ProtobufCMessageDescriptor *resp_desc,
                  qclient_msg_fn on_msg, void *arg, uint64_t timeout_ns, struct qerr *err);
 
+/* The same for interactive input: next_msg may also return QCLIENT_LATER,
+ * nothing to send yet; it is asked again once wake_fd is readable (e.g.
+ * stdin, or a self-pipe a signal handler writes to), while responses keep
+ * arriving. */
+#define QCLIENT_LATER 2
+int qclient_bidi_wake(struct qclient *c, const char *method_path, qclient_next_fn next_msg,
+                      void *next_arg, int wake_fd, const ProtobufCMessageDescriptor *resp_desc,
+                      qclient_msg_fn on_msg, void *arg, uint64_t timeout_ns, struct qerr *err);
+
 /* Sends GOAWAY (best effort), closes the socket and frees everything.
  * NULL is fine. */
 void qclient_close(struct qclient *c);

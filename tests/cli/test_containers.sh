@@ -430,7 +430,41 @@ want_rc 1; want_one_err_line; want_err "NOT_FOUND: command not found in the cont
 q exec nobody true
 want_rc 1; want_err "NOT_FOUND"
 q exec -t ex sh
-want_rc 2; want_err "streaming exec"
+want_rc 2; want_err "-t needs -i"
+# -i streams: stdin of any size goes through as it comes.
+head -c 5000000 /dev/urandom >"$TMP/big"
+"$CLI" --socket "$SOCK" exec -i ex md5sum <"$TMP/big" >"$TMP/out"
+rc=$?; out=$(cat "$TMP/out")
+want_rc 0; want_out "$(md5sum <"$TMP/big" | cut -d' ' -f1)"
+# -it: an interactive shell on a terminal; its exit code comes back.
+out=$("$PY" - "$CLI" "$SOCK" <<'PY'
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], ["quilt-cli", "--socket", sys.argv[2], "exec", "-it", "ex", "sh"])
+out = b""
+def read_for(t):
+    global out
+    end = time.monotonic() + t
+    while time.monotonic() < end:
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:
+                return
+read_for(1.0)
+os.write(fd, b"tty; echo $((6*7))\r")
+read_for(1.0)
+os.write(fd, b"exit 5\r")
+read_for(2.0)
+_, st = os.waitpid(pid, 0)
+print(out.decode(errors="replace").replace("\r", ""))
+print("exit=%d" % os.waitstatus_to_exitcode(st))
+PY
+)
+rc=0; printf '%s\n' "$out" >"$TMP/out"
+want_out_re '^/dev/pts/[0-9]+$'; want_out_re '^42$'; want_out_re '^exit=5$'
+
 q exec ex
 want_rc 2; want_err "no command given"
 q kill ex
