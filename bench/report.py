@@ -298,6 +298,17 @@ def setup_rows(st):
         "met": get(st, "target", "met")}]
 
 
+def exec_rows(ex):
+    se = get(ex, "series", default={})
+    q = se.get("quilt", {})
+    peers = [f"{t} exec {ms(s.get('p50_us'))}" for t, s in se.items() if t != "quilt"]
+    rat = ", ".join(rx(r, t) for t, r in get(ex, "ratios_p50", default={}).items())
+    return [{
+        "scenario": f"exec: `true` in a running container, p50 ({q.get('n')} runs)",
+        "quilt": ms(q.get("p50_us")), "peers": peers, "ratio": rat,
+        "target": "< 2 ms", "met": get(ex, "target", "met")}]
+
+
 def floor_rows(fl):
     rows = []
     for s in get(fl, "series", default=[]):
@@ -512,6 +523,7 @@ def main():
         "unary": lambda: unary_rows(results.get("unary", {})),
         "logs": lambda: logs_rows(results.get("logs", {}), results.get("docker")),
         "setup": lambda: setup_rows(results.get("setup", {})),
+        "exec": lambda: exec_rows(results.get("exec", {})),
         "floor": lambda: floor_rows(results.get("floor", {})),
     }
     for e in entries:

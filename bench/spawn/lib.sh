@@ -5,7 +5,8 @@
 # Provides: say/die, a temp dir with a cleanup trap that stops quiltd and
 # anything registered in bench_pids, tool installation (apt-get, as root),
 # the release build of quiltd + the busybox rootfs + bench/spawn/spawn_client,
-# starting quiltd on a temp socket/root, and load sampling.
+# starting quiltd on a temp socket/root, load sampling, and the OCI peers'
+# bundle config and hybrid-cgroup wrapper (bench_oci_config, bench_oci_wrap).
 #
 # The caller sets before sourcing: bench_name (for messages and the temp dir
 # prefix), keep (0/1). After bench_build: $build, $quiltd, $rootfs, $client.
@@ -230,4 +231,40 @@ bench_machine_env() {
   echo "cgroup_mode=$(if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo unified;
                       elif mountpoint -q /sys/fs/cgroup/unified 2>/dev/null; then echo hybrid; else echo legacy; fi)"
   echo "loadavg_at_end=$(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+# ------------------------------------------------------------------ OCI peers
+# bench_oci_config DIR ARG...: DIR/config.json from `crun spec` (or `runc
+# spec`) with process.args = ARG..., no terminal, and exactly the five
+# namespaces quiltd gives a container. The rootfs is DIR/rootfs.
+bench_oci_config() {
+  local dir=$1
+  shift
+  if command -v crun >/dev/null; then
+    (cd "$dir" && rm -f config.json && crun spec >/dev/null)
+  else
+    (cd "$dir" && rm -f config.json && runc spec >/dev/null)
+  fi
+  python3 - "$dir/config.json" "$@" <<'PY'
+import json, sys
+path, args = sys.argv[1], sys.argv[2:]
+c = json.load(open(path))
+c["process"]["args"] = args
+c["process"]["terminal"] = False
+c["linux"]["namespaces"] = [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")]
+json.dump(c, open(path, "w"), indent=1)
+PY
+}
+
+# crun refuses a hybrid cgroup host (v1 controllers plus an empty v2 mount at
+# /sys/fs/cgroup/unified). bench_oci_wrap CMD... runs CMD in a private mount
+# namespace where that v2 mount is unmounted; the host is not touched.
+bench_hybrid=0
+mountpoint -q /sys/fs/cgroup/unified 2>/dev/null && [ ! -f /sys/fs/cgroup/cgroup.controllers ] && bench_hybrid=1
+bench_oci_wrap() {
+  if [ $bench_hybrid = 1 ]; then
+    unshare -m --propagation private -- sh -c 'umount /sys/fs/cgroup/unified && exec "$@"' sh "$@"
+  else
+    "$@"
+  fi
 }

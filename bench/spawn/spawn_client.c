@@ -25,6 +25,9 @@
  *       per run: posix_spawnp(CMD) + wait4; must exit 0.
  *       Line: "run total_us cpu_us" (cpu: user+system of CMD and the
  *       children it waited for, from wait4's rusage).
+ *   rpc-exec --socket S --runs N [--warmup W] [--out F] ID -- CMD...
+ *       per run: Exec(id=ID, command=CMD), the unary exec RPC; must exit 0.
+ *       Line: "run total_us".
  *   rm --socket S ID      RemoveContainer(force).
  *   logsize FILE...       parses CRI log files ("<time> <stream> <F|P> <data>")
  *       and prints "payload_bytes entries file_bytes": payload counts the data
@@ -61,6 +64,7 @@ static void usage(void) {
   fputs("usage: spawn_client spawn --socket S --runs N [--warmup W] [--keep] [--drain] "
         "[--out F] [--image REF] [--setup SPEC]... -- CMD...\n"
         "       spawn_client exec --runs N [--warmup W] [--out F] -- CMD...\n"
+        "       spawn_client rpc-exec --socket S --runs N [--warmup W] [--out F] ID -- CMD...\n"
         "       spawn_client rm --socket S ID\n"
         "       spawn_client logsize FILE...\n",
         stderr);
@@ -326,6 +330,44 @@ static int cmd_logsize(int argc, char **argv) {
   return 0;
 }
 
+/* ------------------------------------------------------------ rpc-exec */
+
+static int cmd_rpc_exec(int argc, char **argv) {
+  struct opts o;
+  parse(argc, argv, &o);
+  if (!o.socket || o.ncmd < 2)
+    usage();
+  struct qerr err = QERR_INIT;
+  struct qclient *cl;
+  if (qclient_connect(&cl, o.socket, &err) < 0)
+    fail("connect", &err);
+  FILE *out = open_out(o.out);
+  Quilt__V1__ExecRequest req = QUILT__V1__EXEC_REQUEST__INIT;
+  req.id = o.cmd[0];
+  req.command = o.cmd + 1;
+  req.n_command = o.ncmd - 1;
+  for (long i = -o.warmup; i < o.runs; i++) {
+    ProtobufCMessage *resp = NULL;
+    uint64_t t0 = now_ns();
+    if (qclient_unary(cl, QCLIENT_QUILT("Exec"), &req.base, &quilt__v1__exec_response__descriptor,
+                      &resp, 60 * QCLIENT_NS_PER_SEC, &err) < 0)
+      fail("Exec", &err);
+    uint64_t t1 = now_ns();
+    const Quilt__V1__ExecResponse *r = (const void *)resp;
+    if (r->exit_code != 0) {
+      fprintf(stderr, "spawn_client: run %ld: exit code %d\n", i, r->exit_code);
+      return 1;
+    }
+    protobuf_c_message_free_unpacked(resp, NULL);
+    if (i >= 0)
+      fprintf(out, "%ld %.1f\n", i, (t1 - t0) / 1e3);
+  }
+  if (out != stdout)
+    fclose(out);
+  qclient_close(cl);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2)
     usage();
@@ -333,6 +375,8 @@ int main(int argc, char **argv) {
     return cmd_spawn(argc - 1, argv + 1);
   if (strcmp(argv[1], "exec") == 0)
     return cmd_exec(argc - 1, argv + 1);
+  if (strcmp(argv[1], "rpc-exec") == 0)
+    return cmd_rpc_exec(argc - 1, argv + 1);
   if (strcmp(argv[1], "rm") == 0)
     return cmd_rm(argc - 1, argv + 1);
   if (strcmp(argv[1], "logsize") == 0)
