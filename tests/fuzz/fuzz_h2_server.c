@@ -7,7 +7,8 @@
  * The daemon's method table is used with every handler replaced by a stub
  * that does what real handlers do with a call (reply, stream several
  * messages, fail, keep the call open until it is cancelled, hold input),
- * without touching containers or images.
+ * without touching containers or images. Handlers check that the call's
+ * deadline is not before its start.
  *
  * Input: byte 0 seeds the read sizes; byte 1 bit 0 shuts the session down
  * (GOAWAY, end streaming calls) before it is freed, bit 1 lowers the
@@ -16,7 +17,7 @@
 #include <string.h>
 
 #include "fuzz_daemon.h"
-#include "grpc/call.h"
+#include "grpc/call_int.h"
 #include "grpc/h2.h"
 
 #define PUMP_LIMIT (256 * 1024)
@@ -34,8 +35,19 @@ static void on_writable(struct grpc_call *call, void *arg) {
   grpc_call_finish(call, GRPC_OK, NULL);
 }
 
+/* Whatever grpc-timeout said, the deadline is not before the call began
+ * (a wrapped sum would end the call at once). */
+static void check_deadline(const struct grpc_call *call) {
+  uint64_t dl = grpc_call_deadline(call);
+  if (dl && dl < call->start_ns)
+    abort();
+  if (qtimer_pending(&call->deadline) && call->deadline.deadline_ns < call->start_ns)
+    abort();
+}
+
 /* What a handler does depends on the request, so inputs choose it. */
 static void stub_request(struct grpc_call *call, const ProtobufCMessage *req) {
+  check_deadline(call);
   size_t n = protobuf_c_message_get_packed_size(req);
   switch (n % 5) {
   case 0:
@@ -62,6 +74,7 @@ static void stub_request(struct grpc_call *call, const ProtobufCMessage *req) {
 
 /* Client streaming: input is held until the handler passed it on. */
 static void stub_stream_message(struct grpc_call *call, const ProtobufCMessage *req) {
+  check_deadline(call);
   grpc_call_hold_input(call);
   if (grpc_call_send(call, req) < 0)
     grpc_call_finish(call, GRPC_RESOURCE_EXHAUSTED, "queue full");

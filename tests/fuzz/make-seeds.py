@@ -186,6 +186,10 @@ def h2_seeds():
         write(t, "unary-%02d" % idx, head + SETTINGS + unary(1, idx, msgs[0]))
     write(t, "timeout", head + SETTINGS + unary(1, 2, REQUESTS[2][0], [("grpc-timeout", "5S")]) +
           unary(3, 1, REQUESTS[1][0], [("grpc-timeout", "bogus")]))
+    # The largest timeout the spec allows (8 digits, hours) saturates to
+    # UINT64_MAX ns; added to the start time it wrapped to a past deadline.
+    write(t, "timeout-max", head + SETTINGS +
+          unary(1, 2, REQUESTS[2][0], [("grpc-timeout", "99999999H")]))
     write(t, "several-streams", head + SETTINGS + unary(1, 17, b"") + unary(3, 14, b"") +
           unary(5, 3, REQUESTS[3][0]) + h2frame(6, 0, 0, b"12345678") +
           h2frame(8, 0, 0, struct.pack(">I", 65535)))
