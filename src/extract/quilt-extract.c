@@ -44,12 +44,19 @@ enum { EXIT_BAD_INPUT = 2, EXIT_INTERNAL = 1 };
 
 /* Sanitizer builds: LeakSanitizer cannot run in the sandbox (it needs
  * /proc and ptrace); undefined behaviour must end the run, not scroll by. */
+#ifndef QUILT_EXTRACT_FUZZ
 const char *__asan_default_options(void);
 const char *__asan_default_options(void) { return "detect_leaks=0"; }
 const char *__ubsan_default_options(void);
 const char *__ubsan_default_options(void) { return "print_stacktrace=1:halt_on_error=1"; }
+#endif
 
 __attribute__((noreturn, format(printf, 2, 3))) static void die(int code, const char *fmt, ...);
+#ifdef QUILT_EXTRACT_FUZZ
+/* tests/fuzz/fuzz_extract.c includes this file and defines this: a refused
+ * archive returns to the harness instead of ending the process. */
+__attribute__((noreturn)) static void fuzz_bail(int code);
+#endif
 
 static void die(int code, const char *fmt, ...) {
   char line[1024];
@@ -62,12 +69,16 @@ static void die(int code, const char *fmt, ...) {
     if ((unsigned char)line[i] < 0x20)
       line[i] = ' '; /* one line, whatever libarchive said */
   line[len++] = '\n';
+#ifdef QUILT_EXTRACT_FUZZ
+  fuzz_bail(code);
+#endif
   ssize_t w = write(2, line, len);
   (void)w;
   exit(code);
 }
 
 struct opts {
+  int in_fd;               /* the archive: stdin */
   const char *staging;
   const char *rootfs_dir;  /* --rootfs-dir: image archives recognised */
   uint64_t max_bytes;    /* 0: no limit */
@@ -182,6 +193,23 @@ struct late_time {
   struct timespec ts[2];   /* atime, mtime */
 };
 
+struct alias {
+  char *path, *target;
+};
+
+struct spool {
+  int fd;
+  struct xc_tree *tree;
+  uint64_t bytes, entries;
+  struct alias *al;
+  size_t n_al;
+};
+
+struct strv {
+  char **v;
+  size_t n;
+};
+
 struct state {
   const struct opts *o;
   struct archive *in, *out;
@@ -194,6 +222,15 @@ struct state {
   int rootfd;           /* image layers: the rootfs, for lay_prepare; else -1 */
   char name[256];       /* quoted name of the current entry */
   char last[256];       /* quoted name of the last complete entry */
+  /* Image archives. Held here rather than in locals so that everything a
+   * run allocates is reachable from the state when die() is left by a jump
+   * (the fuzz harness frees it); the helper itself just exits. */
+  int topfd;            /* the staging root: spool and config live there */
+  struct spool sp;
+  struct archive_entry *root;
+  struct mf_plan plan;
+  char *cjson, *lines;
+  struct strv opaque, gone;
 };
 
 static void over_bytes(struct state *s) {
@@ -305,10 +342,10 @@ static void extract_entry(struct state *s, struct archive_entry *e) {
   memcpy(s->last, s->name, sizeof s->last);
 }
 
-static void drain_stdin(void) {
+static void drain_input(int fd) {
   static char buf[1 << 16];
   for (;;) {
-    ssize_t n = read(0, buf, sizeof buf);
+    ssize_t n = read(fd, buf, sizeof buf);
     if (n == 0)
       return;
     if (n < 0 && errno != EINTR)
@@ -396,20 +433,8 @@ static void finish_writer(struct state *s) {
  * whiteouts, applied first (they only remove what lower layers made), once
  * to extract it. */
 
-#define SPOOL "/.quilt-spool"
-#define CONFIG_OUT "/.quilt-config"
-
-struct alias {
-  char *path, *target;
-};
-
-struct spool {
-  int fd;
-  struct xc_tree *tree;
-  uint64_t bytes, entries;
-  struct alias *al;
-  size_t n_al;
-};
+#define SPOOL ".quilt-spool"     /* in the staging root (s->topfd) */
+#define CONFIG_OUT ".quilt-config"
 
 static bool is_hex_str(const char *p, size_t n) {
   for (size_t i = 0; i < n; i++)
@@ -648,11 +673,6 @@ static const char *base_of(const char *norm) {
   return sl ? sl + 1 : norm;
 }
 
-struct strv {
-  char **v;
-  size_t n;
-};
-
 static void strv_push(struct strv *sv, const char *parent, size_t plen, const char *name) {
   char **nv = realloc(sv->v, (sv->n + 1) * sizeof *nv);
   if (!nv)
@@ -667,6 +687,7 @@ static void strv_free(struct strv *sv) {
   for (size_t i = 0; i < sv->n; i++)
     free(sv->v[i]);
   free(sv->v);
+  *sv = (struct strv){0};
 }
 
 /* A whiteout entry: 1 (*opaque tells which kind, target filled), 2 for
@@ -696,7 +717,7 @@ static void apply_layer(struct state *s, struct spool *sp, int rootfd, size_t id
     die(EXIT_BAD_INPUT, "%s%s", ctx, why);
 
   /* Pass 1: the whiteouts, and the limits from the headers. */
-  struct strv opaque = {0}, gone = {0};
+  struct strv *opaque = &s->opaque, *gone = &s->gone;
   s->in = new_reader();
   if (archive_read_open_fd(s->in, fd, 1 << 20) != ARCHIVE_OK)
     die(EXIT_BAD_INPUT, "%sarchive: %s", ctx, errstr(s->in));
@@ -724,30 +745,30 @@ static void apply_layer(struct state *s, struct spool *sp, int rootfd, size_t id
     const char *b = base_of(norm);
     size_t plen = b == norm ? 0 : (size_t)(b - norm - 1);
     if (opq) {
-      strv_push(&opaque, norm, plen, "");
+      strv_push(opaque, norm, plen, "");
     } else {
       const char *name = b + 4;
       if (!*name || !strcmp(name, ".") || !strcmp(name, ".."))
         die(EXIT_BAD_INPUT, "%sentry %s: invalid whiteout", ctx, s->name);
-      strv_push(&gone, norm, plen, name);
+      strv_push(gone, norm, plen, name);
     }
     memcpy(s->last, s->name, sizeof s->last);
   }
   archive_read_free(s->in);
   s->in = NULL;
-  for (size_t i = 0; i < opaque.n; i++) {
-    int r = lay_clear_dir(rootfd, opaque.v[i]);
+  for (size_t i = 0; i < opaque->n; i++) {
+    int r = lay_clear_dir(rootfd, opaque->v[i]);
     if (r < 0)
-      die(EXIT_INTERNAL, "%semptying opaque directory \"%.200s\": %s", ctx, opaque.v[i],
+      die(EXIT_INTERNAL, "%semptying opaque directory \"%.200s\": %s", ctx, opaque->v[i],
           strerror(-r));
   }
-  for (size_t i = 0; i < gone.n; i++) {
-    int r = lay_remove(rootfd, gone.v[i]);
+  for (size_t i = 0; i < gone->n; i++) {
+    int r = lay_remove(rootfd, gone->v[i]);
     if (r < 0)
-      die(EXIT_INTERNAL, "%swhiteout \"%.200s\": %s", ctx, gone.v[i], strerror(-r));
+      die(EXIT_INTERNAL, "%swhiteout \"%.200s\": %s", ctx, gone->v[i], strerror(-r));
   }
-  strv_free(&opaque);
-  strv_free(&gone);
+  strv_free(opaque);
+  strv_free(gone);
 
   /* Pass 2: the entries, checked as in a plain archive (per layer). */
   if (lseek(fd, 0, SEEK_SET) < 0)
@@ -780,122 +801,137 @@ static void apply_layer(struct state *s, struct spool *sp, int rootfd, size_t id
   close(fd);
 }
 
-static const char *apply_image(struct state *s, struct spool *sp) {
-  char why[1024];
-  bool docker = faccessat(sp->fd, "manifest.json", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
-  if (!docker && faccessat(sp->fd, "index.json", F_OK, AT_SYMLINK_NOFOLLOW) != 0)
-    die(EXIT_BAD_INPUT, "image archive: neither manifest.json nor index.json at its top");
-  struct mf_plan plan;
-  if (mf_plan_read(docker, spool_load, sp, &plan, why, sizeof why) < 0)
-    die(EXIT_BAD_INPUT, "%s: %s", docker ? "docker archive" : "OCI layout", why);
-  size_t clen;
-  char *cjson = spool_load(sp, plan.config, &clen, why, sizeof why);
-  if (!cjson)
-    die(EXIT_BAD_INPUT, "image config: %s", why);
-  char *lines;
-  size_t llen;
-  if (mf_config_lines(cjson, clen, plan.repo_tags, plan.n_repo_tags, &lines, &llen, why,
-                      sizeof why) < 0)
-    die(EXIT_BAD_INPUT, "%s", why);
-  free(cjson);
-  int rootfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (rootfd < 0)
-    die(EXIT_INTERNAL, "opening the rootfs: %s", strerror(errno));
-  s->rootfd = rootfd;
-  for (size_t i = 0; i < plan.n_layers; i++)
-    apply_layer(s, sp, rootfd, i, plan.layers[i]);
-  s->ctx = "";
-  s->rootfd = -1;
-  close(rootfd);
-  s->layers = plan.n_layers;
-  mf_plan_free(&plan);
-  int cfd = open(CONFIG_OUT, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (cfd < 0 || write(cfd, lines, llen) != (ssize_t)llen || close(cfd) < 0)
-    die(EXIT_INTERNAL, "writing %s: %s", CONFIG_OUT, strerror(errno));
-  free(lines);
-  close(sp->fd);
-  int top = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int r = top < 0 ? -errno : lay_remove(top, SPOOL + 1);
-  if (top >= 0)
-    close(top);
-  if (r < 0)
-    die(EXIT_INTERNAL, "removing %s: %s", SPOOL, strerror(-r));
+static void spool_free(struct spool *sp) {
   for (size_t i = 0; i < sp->n_al; i++) {
     free(sp->al[i].path);
     free(sp->al[i].target);
   }
   free(sp->al);
   xc_tree_free(sp->tree);
+  *sp = (struct spool){.fd = -1};
+}
+
+static const char *apply_image(struct state *s, struct spool *sp) {
+  char why[1024];
+  bool docker = faccessat(sp->fd, "manifest.json", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+  if (!docker && faccessat(sp->fd, "index.json", F_OK, AT_SYMLINK_NOFOLLOW) != 0)
+    die(EXIT_BAD_INPUT, "image archive: neither manifest.json nor index.json at its top");
+  struct mf_plan *plan = &s->plan;
+  if (mf_plan_read(docker, spool_load, sp, plan, why, sizeof why) < 0)
+    die(EXIT_BAD_INPUT, "%s: %s", docker ? "docker archive" : "OCI layout", why);
+  size_t clen;
+  s->cjson = spool_load(sp, plan->config, &clen, why, sizeof why);
+  if (!s->cjson)
+    die(EXIT_BAD_INPUT, "image config: %s", why);
+  size_t llen;
+  if (mf_config_lines(s->cjson, clen, plan->repo_tags, plan->n_repo_tags, &s->lines, &llen, why,
+                      sizeof why) < 0)
+    die(EXIT_BAD_INPUT, "%s", why);
+  free(s->cjson);
+  s->cjson = NULL;
+  int rootfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0)
+    die(EXIT_INTERNAL, "opening the rootfs: %s", strerror(errno));
+  s->rootfd = rootfd;
+  for (size_t i = 0; i < plan->n_layers; i++)
+    apply_layer(s, sp, rootfd, i, plan->layers[i]);
+  s->ctx = "";
+  s->rootfd = -1;
+  close(rootfd);
+  s->layers = plan->n_layers;
+  mf_plan_free(plan);
+  *plan = (struct mf_plan){0};
+  int cfd = openat(s->topfd, CONFIG_OUT, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                   0600);
+  if (cfd < 0 || write(cfd, s->lines, llen) != (ssize_t)llen || close(cfd) < 0)
+    die(EXIT_INTERNAL, "writing /%s: %s", CONFIG_OUT, strerror(errno));
+  free(s->lines);
+  s->lines = NULL;
+  close(sp->fd);
+  sp->fd = -1;
+  int r = lay_remove(s->topfd, SPOOL);
+  if (r < 0)
+    die(EXIT_INTERNAL, "removing /%s: %s", SPOOL, strerror(-r));
+  spool_free(sp);
   return docker ? "docker" : "oci";
 }
 
-static void extract(const struct opts *o) {
-  struct state s = {.o = o, .ctx = "", .rootfd = -1};
+/* s holds only its options; the archive is read from o->in_fd and the tree
+ * written below the working directory, the staging root. */
+static void extract(struct state *s) {
+  const struct opts *o = s->o;
+  s->topfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (s->topfd < 0)
+    die(EXIT_INTERNAL, "opening the staging directory: %s", strerror(errno));
   if (o->rootfs_dir) {
     if (mkdir(o->rootfs_dir, 0755) < 0 || chdir(o->rootfs_dir) < 0)
       die(EXIT_INTERNAL, "creating /%s: %s", o->rootfs_dir, strerror(errno));
   }
-  s.tree = xc_tree_new(o->max_entries);
-  s.in = new_reader();
-  s.out = new_writer();
-  if (!s.tree)
+  s->tree = xc_tree_new(o->max_entries);
+  s->in = new_reader();
+  s->out = new_writer();
+  if (!s->tree)
     die(EXIT_INTERNAL, "out of memory");
 
-  if (archive_read_open_fd(s.in, 0, 1 << 20) != ARCHIVE_OK)
-    die(EXIT_BAD_INPUT, "archive: %s", errstr(s.in));
+  if (archive_read_open_fd(s->in, o->in_fd, 1 << 20) != ARCHIVE_OK)
+    die(EXIT_BAD_INPUT, "archive: %s", errstr(s->in));
   /* With --rootfs-dir, the first entry that is not the root decides: an
    * image archive is spooled, anything else is a rootfs. A leading "./" is
    * held back until then. */
   bool decided = !o->rootfs_dir, image = false;
-  struct archive_entry *root = NULL;
-  struct spool sp = {.fd = -1};
+  struct spool *sp = &s->sp;
   struct archive_entry *e;
   static char norm[PATH_MAX];
-  while (next_header(&s, &e)) {
+  while (next_header(s, &e)) {
     if (!decided) {
       const char *path = archive_entry_pathname(e);
-      if (path && !xc_normalize(path, norm, sizeof norm) && !norm[0] && !root &&
+      if (path && !xc_normalize(path, norm, sizeof norm) && !norm[0] && !s->root &&
           archive_entry_filetype(e) == AE_IFDIR) {
-        if (!(root = archive_entry_clone(e)))
+        if (!(s->root = archive_entry_clone(e)))
           die(EXIT_INTERNAL, "out of memory");
-        archive_entry_unset_size(root);
+        archive_entry_unset_size(s->root);
         continue;
       }
       decided = true;
       image = path && !xc_normalize(path, norm, sizeof norm) && image_marker(norm);
       if (image) {
-        if (mkdir(SPOOL, 0700) < 0 ||
-            (sp.fd = open(SPOOL, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-          die(EXIT_INTERNAL, "creating %s: %s", SPOOL, strerror(errno));
-        if (!(sp.tree = xc_tree_new(o->max_entries)))
+        if (mkdirat(s->topfd, SPOOL, 0700) < 0 ||
+            (sp->fd = openat(s->topfd, SPOOL, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+          die(EXIT_INTERNAL, "creating /%s: %s", SPOOL, strerror(errno));
+        if (!(sp->tree = xc_tree_new(o->max_entries)))
           die(EXIT_INTERNAL, "out of memory");
-      } else if (root) {
-        extract_entry(&s, root);
+      } else if (s->root) {
+        extract_entry(s, s->root);
       }
     }
     if (image)
-      spool_entry(&s, &sp, e);
+      spool_entry(s, sp, e);
     else
-      extract_entry(&s, e);
+      extract_entry(s, e);
   }
-  if (!decided && root)
-    extract_entry(&s, root);
-  if (root)
-    archive_entry_free(root);
-  archive_read_close(s.in);
-  archive_read_free(s.in);
-  s.in = NULL;
-  drain_stdin();
+  if (!decided && s->root)
+    extract_entry(s, s->root);
+  if (s->root)
+    archive_entry_free(s->root);
+  s->root = NULL;
+  archive_read_close(s->in);
+  archive_read_free(s->in);
+  s->in = NULL;
+  drain_input(o->in_fd);
   const char *kind = NULL;
   if (image) {
-    archive_write_free(s.out);
-    xc_tree_free(s.tree);
-    s.tree = NULL;
-    kind = apply_image(&s, &sp);
+    archive_write_free(s->out);
+    s->out = NULL;
+    xc_tree_free(s->tree);
+    s->tree = NULL;
+    kind = apply_image(s, sp);
   } else {
-    finish_writer(&s);
-    xc_tree_free(s.tree);
+    finish_writer(s);
+    xc_tree_free(s->tree);
+    s->tree = NULL;
   }
+  close(s->topfd);
+  s->topfd = -1;
   if (o->sync) {
     /* The store renames the tree into place next: it must be on disk
      * first, or a power cut could leave a half-written image under a
@@ -906,19 +942,19 @@ static void extract(const struct opts *o) {
     close(fd);
   }
   char line[160];
-  int n = snprintf(line, sizeof line, "ok bytes=%llu entries=%llu", (unsigned long long)s.bytes,
-                   (unsigned long long)s.entries);
+  int n = snprintf(line, sizeof line, "ok bytes=%llu entries=%llu", (unsigned long long)s->bytes,
+                   (unsigned long long)s->entries);
   if (kind)
-    n += snprintf(line + n, sizeof line - (size_t)n, " image=%s layers=%zu", kind, s.layers);
-  if (s.warnings)
+    n += snprintf(line + n, sizeof line - (size_t)n, " image=%s layers=%zu", kind, s->layers);
+  if (s->warnings)
     n += snprintf(line + n, sizeof line - (size_t)n, " warnings=%llu",
-                  (unsigned long long)s.warnings);
+                  (unsigned long long)s->warnings);
   line[n++] = '\n';
   if (write(1, line, (size_t)n) != n)
     die(EXIT_INTERNAL, "writing the summary: %s", strerror(errno));
 }
 
-#ifdef __SANITIZE_ADDRESS__
+#if defined(__SANITIZE_ADDRESS__) && !defined(QUILT_EXTRACT_FUZZ)
 /* LeakSanitizer's exit-time scan needs /proc and ptrace-like access that
  * the sandbox (chroot, seccomp) takes away, and aborts instead: in
  * sanitizer builds the helper is checked for leaks by its own tests, not
@@ -927,6 +963,7 @@ int __lsan_is_turned_off(void);
 int __lsan_is_turned_off(void) { return 1; }
 #endif
 
+#ifndef QUILT_EXTRACT_FUZZ
 int main(int argc, char **argv) {
   struct opts o;
   parse_args(argc, argv, &o);
@@ -948,6 +985,8 @@ int main(int argc, char **argv) {
     printf("%s\n", line);
     return 0;
   }
-  extract(&o);
+  struct state s = {.o = &o, .ctx = "", .rootfd = -1, .topfd = -1, .sp = {.fd = -1}};
+  extract(&s);
   return 0;
 }
+#endif

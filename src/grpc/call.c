@@ -46,7 +46,13 @@ void grpc_call_release_input(struct grpc_call *call) {
 }
 
 uint64_t grpc_call_deadline(const struct grpc_call *call) {
-  return call->timeout_ns ? call->start_ns + call->timeout_ns : 0;
+  if (!call->timeout_ns)
+    return 0;
+  /* grpc_timeout_parse saturates the largest timeouts (99999999H) to
+   * UINT64_MAX: the sum must saturate too, or it wraps into the past and
+   * the call ends at once with DEADLINE_EXCEEDED. */
+  uint64_t at;
+  return __builtin_add_overflow(call->start_ns, call->timeout_ns, &at) ? UINT64_MAX : at;
 }
 
 const char *grpc_call_header(const struct grpc_call *call, const char *name) {
@@ -233,8 +239,9 @@ void grpc_call_headers_done(struct grpc_call *call) {
     grpc_call_finish(call, GRPC_INTERNAL, "malformed grpc-timeout header");
     return;
   }
-  if (call->timeout_ns)
-    qtimer_at(&d->timers, &call->deadline, call->start_ns + call->timeout_ns, on_deadline);
+  uint64_t deadline = grpc_call_deadline(call);
+  if (deadline && deadline != UINT64_MAX) /* UINT64_MAX: never */
+    qtimer_at(&d->timers, &call->deadline, deadline, on_deadline);
 }
 
 static void dispatch(struct grpc_call *call, ProtobufCMessage *msg) {

@@ -51,7 +51,8 @@ void *grpc_call_data_of(const struct grpc_call *call);
  * faster than the handler passes its data on. */
 void grpc_call_hold_input(struct grpc_call *call);
 void grpc_call_release_input(struct grpc_call *call);
-/* Monotonic deadline in ns from grpc-timeout; 0 when none. */
+/* Monotonic deadline in ns from grpc-timeout; 0 when none, UINT64_MAX when
+ * too far away to represent (never). */
 uint64_t grpc_call_deadline(const struct grpc_call *call);
 /* Value of a request header (lower-case name), or NULL. Only headers the
  * layer keeps are available: authorization. */

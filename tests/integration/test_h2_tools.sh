@@ -208,6 +208,23 @@ curl_server_deadline() {
   grep -qi '^grpc-status: 4' <<<"$out" && [ $(((end - start) / 1000000)) -lt 3000 ]
 }
 
+curl_huge_timeout() {
+  # The largest grpc-timeout the spec allows (99999999H, saturated to the
+  # largest uint64) means "never": WatchEvents keeps sending heartbeats
+  # until curl gives up, instead of ending at once with DEADLINE_EXCEEDED
+  # because start + timeout wrapped around (found with tests/fuzz).
+  local body="$WORK/watch1.grpc" out rc
+  printf '\x00\x00\x00\x00\x02\x18\x01' >"$body" # WatchEventsRequest{heartbeat_seconds: 1}
+  out=$(curl -sS --http2-prior-knowledge --max-time 2 -o /dev/null -D - \
+    -H 'content-type: application/grpc' -H 'te: trailers' -H 'grpc-timeout: 99999999H' \
+    --data-binary "@$body" "$BASE/quilt.v1.Quilt/WatchEvents" 2>&1)
+  rc=$?
+  echo "$out"
+  echo "curl exit $rc"
+  [ $rc = 28 ] && grep -qi '^content-type: application/grpc' <<<"$out" &&
+    ! grep -qi '^grpc-status' <<<"$out"
+}
+
 curl_grpc_message_encoding() {
   # Health/Check NOT_FOUND echoes the service name; on the wire grpc-message
   # must be percent-encoded: UTF-8 bytes and '%' escaped, ASCII kept.
@@ -396,6 +413,8 @@ check "curl: HTTP/1.1 /healthz is 200 ok (unix socket)" http1_healthz_unix
 check "curl: /metrics has quilt_connections and counts the 2 GetSystemInfo calls" http1_metrics
 check "curl: /nope is 404" http1_404
 check "curl: server enforces grpc-timeout (DEADLINE_EXCEEDED within 3 s)" curl_server_deadline
+check "curl: grpc-timeout 99999999H never expires (WatchEvents still open after 2 s)" \
+  curl_huge_timeout
 check "64 KiB of random bytes into TCP: daemon survives" garbage "tcp:127.0.0.1:$PORT"
 check "64 KiB of random bytes into the unix socket: daemon survives" garbage "unix:$SOCK"
 check "h2 preface + 64 KiB of random bytes into TCP: daemon survives" \
