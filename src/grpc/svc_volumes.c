@@ -25,7 +25,10 @@ static bool mounts_volume(const struct container *c, const char *name) {
 /* Ids of the containers using the volume, pointing into them; *n their count. */
 static char **users_of(const struct quiltd *d, const char *name, size_t *n) {
   *n = 0;
-  char **ids = calloc(d->n_containers + 1, sizeof *ids);
+  size_t cap = 1;
+  for (struct container *c = d->containers; c; c = c->next)
+    cap++;
+  char **ids = calloc(cap, sizeof *ids);
   for (struct container *c = d->containers; ids && c; c = c->next)
     if (mounts_volume(c, name))
       ids[(*n)++] = c->id;

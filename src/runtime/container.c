@@ -538,12 +538,6 @@ static int own_rootfs(struct container *c, struct qerr *err) {
   if (let_userns_through(c->d, c->dir, id, err) < 0 ||
       let_userns_through(c->d, probe, id, err) < 0)
     return err->code;
-  /* The child opens volumes by path, as the namespace's root. */
-  for (size_t i = 0; i < c->spec->n_mounts; i++)
-    if (strcmp(c->spec->mounts[i]->type, "volume") == 0 &&
-        (volume_data_path(c->d->cfg.root_dir, c->spec->mounts[i]->source, probe, err) < 0 ||
-         let_userns_through(c->d, strcat(probe, "/."), id, err) < 0))
-      return err->code;
   if (!c->rootfs.overlay)
     return 0;
   const char *dirs[] = {c->rootfs.upper, c->rootfs.work, c->rootfs.merged};
@@ -952,9 +946,27 @@ static int bridged(const Quilt__V1__NetworkMode m) {
   return m == QUILT__V1__NETWORK_MODE__NETWORK_MODE_BRIDGE;
 }
 
+/* Its volumes, made again if removed (force) since the create; in a user
+ * namespace the child opens them by path as the namespace's root. */
+static int open_volumes(struct container *c, struct qerr *err) {
+  char data[PATH_MAX + 2];
+  if (ensure_volumes(c->d, c->spec, err) < 0)
+    return err->code;
+  if (!(ns_flags(c->spec) & CLONE_NEWUSER))
+    return 0;
+  for (size_t i = 0; i < c->spec->n_mounts; i++)
+    if (strcmp(c->spec->mounts[i]->type, "volume") == 0 &&
+        (volume_data_path(c->d->cfg.root_dir, c->spec->mounts[i]->source, data, err) < 0 ||
+         let_userns_through(c->d, strcat(data, "/."), c->d->cfg.userns_base, err) < 0))
+      return err->code;
+  return 0;
+}
+
 /* The container's own cold sandbox. */
 static int start_cold(struct container *c, int *ctl_fd, struct qerr *err) {
   struct spawn_result res = {.pid = 0};
+  if (open_volumes(c, err) < 0)
+    return err->code;
   /* Checked again: a source may have become a symlink to a denied path. */
   struct mount_policy pol = policy_of(c->d);
   cleanup_free struct mount_plan *plan = c->spec->n_mounts ? malloc(sizeof *plan) : NULL;

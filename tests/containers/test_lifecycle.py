@@ -2005,6 +2005,20 @@ class MountTest(QuiltTestCase):
         self.assertRpcCode(Code.NOT_FOUND, self.stub.RemoveVolume,
                            pb.RemoveVolumeRequest(name="data-1"), timeout=RPC_TIMEOUT)
 
+    def test_forced_removal_of_a_volume_in_use(self):
+        vol = [pb.Mount(type="volume", source="forced", target="/v")]
+        _, w, _ = self.run_container("echo old > /v/f", mounts=vol)
+        c = self.create("ls /v; echo listed", no_start=True, mounts=vol)
+        self.stub.RemoveVolume(pb.RemoveVolumeRequest(name="forced", force=True),
+                               timeout=RPC_TIMEOUT)
+        self.assertFalse(os.path.exists(os.path.join(self.daemon.root, "volumes", "forced")))
+        # The start makes it again, empty.
+        self.stub.StartContainer(pb.StartContainerRequest(id=c.id), timeout=RPC_TIMEOUT)
+        self.assertEqual(self.wait(c.id).exit_code, 0)
+        self.assertEqual(self.logs(c.id), b"listed\n")
+        self.assertEqual([v.name for v in self.stub.ListVolumes(
+            pb.ListVolumesRequest(), timeout=RPC_TIMEOUT).volumes], ["forced"])
+
     def test_mounts_skip_the_warm_pool(self):
         d = self.daemon
         if not d.pool_enabled():
