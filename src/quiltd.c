@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/cleanup.h"
 #include "common/log.h"
 #include "daemon.h"
 
@@ -127,22 +128,25 @@ static int check_root(const struct quiltd_config *cfg) {
 }
 
 /* deny has room for argc entries: each use of the flag takes an argument.
- * It lives as long as the daemon (the config points into it). */
+ * It lives as long as the daemon (the config points into it). NULL: out
+ * of memory. */
 static int add_mount_deny(struct quiltd_config *cfg, const char *path, const char **deny,
                           int argc) {
   if (path[0] != '/') {
     fprintf(stderr, "quiltd: --mount-deny must be an absolute path, got '%s'\n", path);
     return -1;
   }
-  if (!deny || cfg->n_mount_deny >= (size_t)argc)
+  if (!deny || cfg->n_mount_deny >= (size_t)argc) {
+    fprintf(stderr, "quiltd: out of memory\n");
     return -1;
+  }
   deny[cfg->n_mount_deny++] = path;
   cfg->mount_deny = deny;
   return 0;
 }
 
-static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
-  const char **deny = calloc((size_t)argc + 1, sizeof *deny);
+/* deny: room for argc --mount-deny paths, owned by the caller. */
+static int parse_args(int argc, char **argv, struct quiltd_config *cfg, const char **deny) {
   enum { O_SOCKET = 256, O_LISTEN, O_ROOT, O_MAXCONN, O_MAXSTREAMS, O_MAXMSG, O_IDLE, O_SENDTO, O_LOG,
          O_VERSION, O_COMPAT, O_ROOTFS, O_CGPARENT, O_LOGMAX, O_USERNS, O_DEFIMAGE, O_IMGMAX, O_NOOVERLAY, O_NOIDMAP, O_DEFMEM, O_WARMPOOL, O_BRIDGE, O_SUBNET, O_DNS, O_NPM, O_PIP, O_GEM, O_APT, O_APK,
          O_HTTP_PROXY, O_HTTPS_PROXY, O_NO_PROXY, O_TOKEN_FILE, O_INSECURE, O_MOUNT_DENY };
@@ -253,8 +257,6 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
       return 2;
     }
   }
-  if (!cfg->mount_deny)
-    free(deny);
   if (optind < argc) {
     fprintf(stderr, "quiltd: unexpected argument '%s' (see quiltd --help)\n", argv[optind]);
     return 2;
@@ -266,7 +268,8 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
 int main(int argc, char **argv) {
   struct quiltd_config cfg;
   quiltd_default_config(&cfg);
-  int rc = parse_args(argc, argv, &cfg);
+  cleanup_free const char **deny = calloc((size_t)argc + 1, sizeof *deny);
+  int rc = parse_args(argc, argv, &cfg, deny);
   if (rc)
     return rc == 1 ? 0 : 2;
   struct quiltd *d = calloc(1, sizeof *d);

@@ -353,7 +353,6 @@ static struct mount_policy policy_of(const struct quiltd *d) {
                                .n_deny = d->cfg.n_mount_deny};
 }
 
-
 static int validate_spec(struct quiltd *d, const Quilt__V1__ContainerSpec *s, struct qerr *err) {
   uint64_t caps;
   if (caps_of(s, &caps, err) < 0)
@@ -388,6 +387,9 @@ static int validate_spec(struct quiltd *d, const Quilt__V1__ContainerSpec *s, st
   struct mount_policy pol = policy_of(d);
   if (mounts_validate(&pol, s->mounts, s->n_mounts, err) < 0)
     return err->code;
+  if (s->n_mounts > 0 && s->namespaces && !s->namespaces->enable_all &&
+      s->namespaces->disable_mount)
+    BAD("mounts need the mount namespace");
   if (s->network_mode == QUILT__V1__NETWORK_MODE__NETWORK_MODE_BRIDGE && s->namespaces &&
       s->namespaces->disable_network)
     BAD("bridge networking needs the network namespace");

@@ -1927,6 +1927,10 @@ class MountTest(QuiltTestCase):
         e = self.assertRpcCode(Code.INVALID_ARGUMENT, self.create, ["true"], mounts=[
             pb.Mount(type="tmpfs", target="/t%d" % i) for i in range(33)])
         self.assertIn("at most 32", e.details())
+        e = self.assertRpcCode(Code.INVALID_ARGUMENT, self.create, ["true"],
+                               mounts=[pb.Mount(type="tmpfs", target="/t")],
+                               namespaces=pb.Namespaces(disable_mount=True))
+        self.assertIn("mounts need the mount namespace", e.details())
 
     def test_symlink_target_stays_in_rootfs(self):
         import tarfile
