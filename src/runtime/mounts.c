@@ -130,9 +130,11 @@ int mounts_plan(const struct mount_policy *pol, Quilt__V1__Mount *const *m, size
     if (mount_check(pol, m[i], src, err) < 0)
       return err->code;
     bool tmpfs = strcmp(m[i]->type, "tmpfs") == 0;
+    char data[PATH_MAX];
+    /* Canonical, as a bind source: the child follows no symlink. */
     if (strcmp(m[i]->type, "volume") == 0 &&
-        volume_data_path(pol->root_dir, m[i]->source, src, err) < 0)
-      return err->code;
+        (volume_data_path(pol->root_dir, m[i]->source, data, err) < 0 || !realpath(data, src)))
+      return err->code ? err->code : qerr_errno(err, "volume %s", m[i]->source);
     *sm = (struct spawn_mount){
         .tmpfs = tmpfs,
         .source = tmpfs ? NULL : src,

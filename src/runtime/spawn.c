@@ -281,11 +281,17 @@ static void remount_bind(struct child *c, const struct spawn_mount *m) {
                m->readonly ? "read-only" : "nosuid,nodev");
 }
 
-/* open_tree + move_mount: the source is taken by the host path checked
- * by quiltd, the target by an fd resolved in the root. */
+/* open_tree + move_mount: the source is the canonical host path quiltd
+ * checked, opened following no symlink (one swapped in since the check
+ * fails the start rather than lead elsewhere); the target an fd resolved
+ * in the root. */
 static void user_bind(struct child *c, const struct spawn_mount *m) {
-  cleanup_fd int tree = open_tree(AT_FDCWD, m->source,
-                                  OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+  struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS};
+  cleanup_fd int src = sys_openat2(AT_FDCWD, m->source, &how);
+  if (src < 0)
+    child_fail(c, GRPC_FAILED_PRECONDITION, errno, "bind mount source %s", m->source);
+  cleanup_fd int tree = open_tree(src, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE |
+                                               AT_EMPTY_PATH);
   struct stat st;
   if (tree < 0 || fstat(tree, &st) < 0)
     child_fail(c, GRPC_FAILED_PRECONDITION, errno, "bind mount source %s", m->source);

@@ -1899,10 +1899,13 @@ class MountTest(QuiltTestCase):
             self.assertIn("bind mount source %s" % source, e.details())
             self.assertIn("(%s is not mountable)" % named, e.details())
         # Under / is fine, and so is a path the deny list only shares a prefix with.
+        # A symlink is judged, and mounted, as what it points at.
         os.makedirs(os.path.join(self.host, "proc"))
-        _, w, _ = self.run_container(["true"], mounts=[
-            self.bind(os.path.join(self.host, "proc"), "/x")])
-        self.assertEqual(w.exit_code, 0)
+        os.symlink(os.path.join(self.host, "proc"), os.path.join(self.host, "ok-link"))
+        _, w, out = self.run_container("touch /x/a /y/b; ls /x", mounts=[
+            self.bind(os.path.join(self.host, "proc"), "/x"),
+            self.bind(os.path.join(self.host, "ok-link"), "/y")])
+        self.assertEqual((w.exit_code, out), (0, b"a\nb\n"))
 
     def test_invalid_mounts_are_refused(self):
         cases = [
