@@ -25,6 +25,7 @@
 #include "runtime/seccomp.h"
 #include "runtime/store.h"
 #include "runtime/sysinfo.h"
+#include "runtime/volumes.h"
 
 #define RING_ENTRIES 1024
 
@@ -217,6 +218,7 @@ static int open_runtime(struct quiltd *d, struct qerr *err) {
     d->cfg.default_memory_mib = pages > 0 && page > 0 ? (int64_t)pages * page / 2 / (1 << 20) : 0;
   }
   idmap_init(&d->idmap, d->cfg.userns_base, d->cfg.userns_count, d->cfg.no_idmap);
+  volumes_sweep(&d->janitor, d->cfg.root_dir);
   snprintf(path, sizeof path, "%s/containers", d->cfg.root_dir);
   d->rootfs_driver = d->overlay ? "overlay" : rootfs_copy_driver(path);
   if (!d->overlay)

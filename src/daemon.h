@@ -65,6 +65,10 @@ struct quiltd_config {
   const char *extract_helper;  /* quilt-extract; NULL: next to quiltd */
   uint64_t image_max_bytes;    /* an archive may expand to at most this much */
   const char *cgroup_parent;   /* NULL: beneath the daemon's own cgroup */
+  /* Bind sources refused besides /, /proc, /sys, /dev, /boot and the root
+   * (--mount-deny, repeatable). */
+  const char *const *mount_deny;
+  size_t n_mount_deny;
   uint64_t log_max_bytes;      /* rotate a container log past this size; 0: never */
   uid_t userns_base;           /* user namespaces: container root = this host id */
   unsigned userns_count;       /* ... and this many ids from there */

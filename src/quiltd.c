@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/cleanup.h"
 #include "common/log.h"
 #include "daemon.h"
 
@@ -51,6 +52,8 @@ static void usage(FILE *f) {
           "  --npm-registry URL, --pip-index URL, --gem-source URL, --apt-mirror URL,\n"
           "  --apk-repository URL, --http-proxy URL, --https-proxy URL, --no-proxy LIST\n"
           "                        where setup steps fetch packages (a spec may override)\n"
+          "  --mount-deny PATH     refuse bind mounts of PATH and below (repeatable; added\n"
+          "                        to /, /proc, /sys, /dev, /boot and the root)\n"
           "  --warm-pool N         sandboxes kept ready for the default image, so a\n"
           "                        container starts with a pipe write (default 2; 0: off)\n"
           "  -h, --help            this text\n"
@@ -124,10 +127,29 @@ static int check_root(const struct quiltd_config *cfg) {
   return 0;
 }
 
-static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
+/* deny has room for argc entries: each use of the flag takes an argument.
+ * It lives as long as the daemon (the config points into it). NULL: out
+ * of memory. */
+static int add_mount_deny(struct quiltd_config *cfg, const char *path, const char **deny,
+                          int argc) {
+  if (path[0] != '/') {
+    fprintf(stderr, "quiltd: --mount-deny must be an absolute path, got '%s'\n", path);
+    return -1;
+  }
+  if (!deny || cfg->n_mount_deny >= (size_t)argc) {
+    fprintf(stderr, "quiltd: out of memory\n");
+    return -1;
+  }
+  deny[cfg->n_mount_deny++] = path;
+  cfg->mount_deny = deny;
+  return 0;
+}
+
+/* deny: room for argc --mount-deny paths, owned by the caller. */
+static int parse_args(int argc, char **argv, struct quiltd_config *cfg, const char **deny) {
   enum { O_SOCKET = 256, O_LISTEN, O_ROOT, O_MAXCONN, O_MAXSTREAMS, O_MAXMSG, O_IDLE, O_SENDTO, O_LOG,
          O_VERSION, O_COMPAT, O_ROOTFS, O_CGPARENT, O_LOGMAX, O_USERNS, O_DEFIMAGE, O_IMGMAX, O_NOOVERLAY, O_NOIDMAP, O_DEFMEM, O_WARMPOOL, O_BRIDGE, O_SUBNET, O_DNS, O_NPM, O_PIP, O_GEM, O_APT, O_APK,
-         O_HTTP_PROXY, O_HTTPS_PROXY, O_NO_PROXY, O_TOKEN_FILE, O_INSECURE };
+         O_HTTP_PROXY, O_HTTPS_PROXY, O_NO_PROXY, O_TOKEN_FILE, O_INSECURE, O_MOUNT_DENY };
   static const struct option opts[] = {
       {"socket", required_argument, 0, O_SOCKET},
       {"listen", required_argument, 0, O_LISTEN},
@@ -164,6 +186,7 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
       {"http-proxy", required_argument, 0, O_HTTP_PROXY},
       {"https-proxy", required_argument, 0, O_HTTPS_PROXY},
       {"no-proxy", required_argument, 0, O_NO_PROXY},
+      {"mount-deny", required_argument, 0, O_MOUNT_DENY},
       {0, 0, 0, 0}};
   int c;
   unsigned long long v;
@@ -211,6 +234,9 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
     case O_HTTP_PROXY: cfg->setup.http_proxy = optarg; break;
     case O_HTTPS_PROXY: cfg->setup.https_proxy = optarg; break;
     case O_NO_PROXY: cfg->setup.no_proxy = optarg; break;
+    case O_MOUNT_DENY:
+      if (add_mount_deny(cfg, optarg, deny, argc) < 0) return 2;
+      break;
     NUM(O_IMGMAX, "--image-max-size", 1ull << 50, cfg->image_max_bytes = v);
     case O_USERNS:
       if (parse_range(optarg, cfg) < 0) return 2;
@@ -242,7 +268,8 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg) {
 int main(int argc, char **argv) {
   struct quiltd_config cfg;
   quiltd_default_config(&cfg);
-  int rc = parse_args(argc, argv, &cfg);
+  cleanup_free const char **deny = calloc((size_t)argc + 1, sizeof *deny);
+  int rc = parse_args(argc, argv, &cfg, deny);
   if (rc)
     return rc == 1 ? 0 : 2;
   struct quiltd *d = calloc(1, sizeof *d);

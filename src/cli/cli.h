@@ -115,5 +115,7 @@ extern const struct cli_command cli_cmd_images;
 extern const struct cli_command cli_cmd_image;
 extern const struct cli_command cli_cmd_rmi;
 extern const struct cli_command cli_cmd_prune;
+extern const struct cli_command cli_cmd_volume;
+extern const struct cli_command cli_cmd_volumes;
 
 #endif

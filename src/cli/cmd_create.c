@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/ctr.h"
+#include "cli/mountspec.h"
 #include "cli/pbjson.h"
 #include "cli/progress.h"
 #include "grpc/status.h"
@@ -29,6 +30,8 @@ struct spec_build {
   char **env, **setup, **cap_add, **cap_drop;
   label_entry *label_items;
   label_entry **labels;
+  Quilt__V1__Mount *mount_items;
+  Quilt__V1__Mount **mounts;
   char **owned; /* strings we allocated; freed with the build */
   size_t n_owned;
   const char *command; /* --command */
@@ -45,6 +48,8 @@ static void spec_free(struct spec_build *b) {
   free(b->cap_drop);
   free(b->label_items);
   free(b->labels);
+  free(b->mount_items);
+  free(b->mounts);
 }
 
 static int spec_init(struct spec_build *b, int argc) {
@@ -59,9 +64,11 @@ static int spec_init(struct spec_build *b, int argc) {
   b->cap_drop = calloc(n, sizeof *b->cap_drop);
   b->label_items = calloc(n, sizeof *b->label_items);
   b->labels = calloc(n, sizeof *b->labels);
+  b->mount_items = calloc(n, sizeof *b->mount_items);
+  b->mounts = calloc(n, sizeof *b->mounts);
   b->owned = calloc(2 * n, sizeof *b->owned);
   if (b->env && b->setup && b->cap_add && b->cap_drop && b->label_items && b->labels &&
-      b->owned)
+      b->mount_items && b->mounts && b->owned)
     return 0;
   spec_free(b);
   return -ENOMEM;
@@ -121,6 +128,28 @@ static int add_label(struct cli_ctx *ctx, struct spec_build *b, const char *v) {
   return -1;
 }
 
+/* --mount SPEC or -v/--volume SPEC (cli/mountspec.h). */
+static int add_mount(struct cli_ctx *ctx, struct spec_build *b, bool volume_flag, const char *v) {
+  struct mountspec *ms = malloc(sizeof *ms);
+  if (!own(b, (char *)ms))
+    return oom(ctx);
+  char why[256];
+  int rc = volume_flag ? mountspec_parse_volume(v, ms, why, sizeof why)
+                       : mountspec_parse(v, ms, why, sizeof why);
+  if (rc < 0)
+    return cli_cmd_usage_error(ctx, "invalid --%s '%s': %s", volume_flag ? "volume" : "mount", v,
+                               why);
+  Quilt__V1__Mount *m = &b->mount_items[b->spec.n_mounts];
+  *m = (Quilt__V1__Mount)QUILT__V1__MOUNT__INIT;
+  m->type = ms->type;
+  m->source = ms->source;
+  m->target = ms->target;
+  m->readonly = ms->readonly;
+  m->size_bytes = ms->size_bytes;
+  b->mounts[b->spec.n_mounts++] = m;
+  return -1;
+}
+
 /* MiB, or with a unit: 512M, 512MiB, 2G, 2GiB. */
 static int parse_mib(const char *s, uint64_t *mib) {
   char *end;
@@ -165,7 +194,7 @@ enum {
   OPT_IMAGE = 0x200, OPT_NAME, OPT_COMMAND, OPT_SETUP, OPT_CPU, OPT_PIDS, OPT_ALL_NS, OPT_USERNS,
   OPT_HOSTNAME, OPT_NETWORK, OPT_RM, OPT_START, OPT_NO_START, OPT_SETUP_NETWORK,
   OPT_NPM_REGISTRY, OPT_PIP_INDEX, OPT_GEM_SOURCE, OPT_APT_MIRROR, OPT_APK_REPO, OPT_HTTP_PROXY,
-  OPT_HTTPS_PROXY, OPT_NO_PROXY, OPT_CAP_ADD, OPT_CAP_DROP, OPT_SECURITY_OPT,
+  OPT_HTTPS_PROXY, OPT_NO_PROXY, OPT_CAP_ADD, OPT_CAP_DROP, OPT_SECURITY_OPT, OPT_MOUNT,
 };
 
 /* --security-opt: docker's spellings of the switches quiltd has. */
@@ -231,6 +260,8 @@ static const struct option create_opts[] = {
     {"cap-add", required_argument, NULL, OPT_CAP_ADD},
     {"cap-drop", required_argument, NULL, OPT_CAP_DROP},
     {"security-opt", required_argument, NULL, OPT_SECURITY_OPT},
+    {"mount", required_argument, NULL, OPT_MOUNT},
+    {"volume", required_argument, NULL, 'v'},
     {"rm", no_argument, NULL, OPT_RM},
     {"start", no_argument, NULL, OPT_START},
     {"no-start", no_argument, NULL, OPT_NO_START},
@@ -285,6 +316,9 @@ static int create_option(struct cli_ctx *ctx, struct spec_build *b, int c, char 
     return numeric_option(ctx, b, "pids-limit", v);
   case OPT_SECURITY_OPT:
     return security_option(ctx, b, v);
+  case OPT_MOUNT:
+  case 'v':
+    return add_mount(ctx, b, c == 'v', v);
   default:
     return network_option(ctx, b, c, v);
   }
@@ -320,7 +354,7 @@ static int check_spec(struct cli_ctx *ctx, struct spec_build *b, int argc, char 
 static int parse_spec(struct cli_ctx *ctx, int argc, char **argv, struct spec_build *b) {
   int c, code = CLI_EXIT_OK;
   /* '+': the first non-option starts the container's command line. */
-  while ((c = cli_getopt(ctx, argc, argv, "+e:m:w:u:l:d", create_opts, &code)) != -1) {
+  while ((c = cli_getopt(ctx, argc, argv, "+e:m:w:u:l:dv:", create_opts, &code)) != -1) {
     if (c == CLI_OPT_EXIT)
       return code;
     int rc = create_option(ctx, b, c, optarg);
@@ -330,6 +364,7 @@ static int parse_spec(struct cli_ctx *ctx, int argc, char **argv, struct spec_bu
   b->spec.env = b->env;
   b->spec.setup = b->setup;
   b->spec.labels = b->labels;
+  b->spec.mounts = b->mounts;
   if (b->ns.enable_all || b->ns.user)
     b->spec.namespaces = &b->ns;
   b->spec.setup_config = &b->setup_cfg;
@@ -629,7 +664,12 @@ static int run_run(struct cli_ctx *ctx, int argc, char **argv) {
   "                           keyctl, new user namespaces... allowed as far as the\n"      \
   "                           capabilities let them); systempaths=unconfined: leave\n"   \
   "                           /proc/kcore, /proc/keys, /sys/firmware... unmasked and\n"   \
-  "                           /proc/sys, /proc/sysrq-trigger... writable\n"
+  "                           /proc/sys, /proc/sysrq-trigger... writable\n"             \
+  "      --mount SPEC         type=bind,source=/HOST,target=/PATH[,readonly],\n"          \
+  "                           type=tmpfs,target=/PATH[,size=64m] or\n"                    \
+  "                           type=volume,source=NAME,target=/PATH[,readonly]\n"          \
+  "  -v, --volume SPEC        NAME:/PATH[:ro] (a named volume, created when missing)\n"  \
+  "                           or /HOST:/PATH[:ro] (a bind); repeatable, as --mount\n"
 
 const struct cli_command cli_cmd_create = {
     .name = "create",

@@ -36,6 +36,11 @@ void rpc_upload_image_done(struct grpc_call *call);
 void rpc_list_images(struct grpc_call *call, const ProtobufCMessage *req);
 void rpc_remove_image(struct grpc_call *call, const ProtobufCMessage *req);
 void rpc_prune_images(struct grpc_call *call, const ProtobufCMessage *req);
+/* Volume methods (svc_volumes.c). */
+void rpc_create_volume(struct grpc_call *call, const ProtobufCMessage *req);
+void rpc_list_volumes(struct grpc_call *call, const ProtobufCMessage *req);
+void rpc_remove_volume(struct grpc_call *call, const ProtobufCMessage *req);
+void rpc_prune_volumes(struct grpc_call *call, const ProtobufCMessage *req);
 /* Containers (any state) created from the image. */
 unsigned images_in_use(const struct quiltd *d, const char *image_id);
 

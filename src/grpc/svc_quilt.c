@@ -57,6 +57,10 @@ static const struct grpc_method methods[] = {
     M("ListImages", GRPC_UNARY, list_images_request, rpc_list_images),
     M("RemoveImage", GRPC_UNARY, remove_image_request, rpc_remove_image),
     M("PruneImages", GRPC_UNARY, prune_images_request, rpc_prune_images),
+    M("CreateVolume", GRPC_UNARY, create_volume_request, rpc_create_volume),
+    M("ListVolumes", GRPC_UNARY, list_volumes_request, rpc_list_volumes),
+    M("RemoveVolume", GRPC_UNARY, remove_volume_request, rpc_remove_volume),
+    M("PruneVolumes", GRPC_UNARY, prune_volumes_request, rpc_prune_volumes),
     M("GetSystemInfo", GRPC_UNARY, get_system_info_request, get_system_info),
 };
 

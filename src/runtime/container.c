@@ -25,6 +25,8 @@
 #include "runtime/image_jobs.h"
 #include "runtime/images.h"
 #include "runtime/logs.h"
+#include "runtime/mounts.h"
+#include "runtime/volumes.h"
 #include "runtime/netbridge.h"
 #include "runtime/pool.h"
 #include "runtime/setup.h"
@@ -345,6 +347,12 @@ static bool unmasked(const Quilt__V1__ContainerSpec *s) {
   return s->security && s->security->unmask_paths;
 }
 
+static struct mount_policy policy_of(const struct quiltd *d) {
+  return (struct mount_policy){.root_dir = d->cfg.root_dir,
+                               .deny = d->cfg.mount_deny,
+                               .n_deny = d->cfg.n_mount_deny};
+}
+
 static int validate_spec(struct quiltd *d, const Quilt__V1__ContainerSpec *s, struct qerr *err) {
   uint64_t caps;
   if (caps_of(s, &caps, err) < 0)
@@ -376,8 +384,12 @@ static int validate_spec(struct quiltd *d, const Quilt__V1__ContainerSpec *s, st
     BAD("cpu limit %u%% is above 102400%%", s->cpu_limit_percent);
   if (s->n_setup > 0 && validate_setup(d, s, err) < 0)
     return err->code;
-  if (s->n_mounts > 0)
-    return qerr_status(err, GRPC_UNIMPLEMENTED, ENOSYS, "mounts are not supported yet");
+  struct mount_policy pol = policy_of(d);
+  if (mounts_validate(&pol, s->mounts, s->n_mounts, err) < 0)
+    return err->code;
+  if (s->n_mounts > 0 && s->namespaces && !s->namespaces->enable_all &&
+      s->namespaces->disable_mount)
+    BAD("mounts need the mount namespace");
   if (s->network_mode == QUILT__V1__NETWORK_MODE__NETWORK_MODE_BRIDGE && s->namespaces &&
       s->namespaces->disable_network)
     BAD("bridge networking needs the network namespace");
@@ -402,6 +414,26 @@ static int ns_flags(const Quilt__V1__ContainerSpec *s) {
   if (s->network_mode == QUILT__V1__NETWORK_MODE__NETWORK_MODE_HOST)
     f &= ~CLONE_NEWNET;
   return f;
+}
+
+/* Volumes are created on first use, as docker does; one made for a
+ * user-namespaced container belongs to its root. */
+static int ensure_volumes(struct quiltd *d, const Quilt__V1__ContainerSpec *s, struct qerr *err) {
+  bool userns = ns_flags(s) & CLONE_NEWUSER;
+  for (size_t i = 0; i < s->n_mounts; i++) {
+    const Quilt__V1__Mount *m = s->mounts[i];
+    if (strcmp(m->type, "volume") != 0)
+      continue;
+    int made = volume_create(d->cfg.root_dir, m->source, NULL, 0, true, err);
+    char data[PATH_MAX];
+    if (made < 0)
+      return qerr_wrap(err, "mount on %s", m->target);
+    if (made && userns &&
+        (volume_data_path(d->cfg.root_dir, m->source, data, err) < 0 ||
+         chown(data, d->cfg.userns_base, d->cfg.userns_base) < 0))
+      return err->code ? err->code : qerr_errno(err, "chown %s", data);
+  }
+  return 0;
 }
 
 /* ------------------------------------------------------------ create */
@@ -740,7 +772,7 @@ static void create_from(struct quiltd *d, struct grpc_call *call,
   struct qerr err = QERR_INIT;
   Quilt__V1__ContainerSpec empty = QUILT__V1__CONTAINER_SPEC__INIT;
   const Quilt__V1__ContainerSpec *spec = req->spec ? req->spec : &empty;
-  struct container *c = container_alloc(d, spec, &err);
+  struct container *c = ensure_volumes(d, spec, &err) == 0 ? container_alloc(d, spec, &err) : NULL;
   if (!c) {
     grpc_call_fail(call, &err);
     return;
@@ -749,8 +781,9 @@ static void create_from(struct quiltd *d, struct grpc_call *call,
   struct warm *w = NULL;
   char lower[PATH_MAX], key[65];
   int rc = prepare_command(c, &err);
-  /* Unmasked paths need another /proc: not the pool's sandbox. */
-  if (rc == 0 && !unmasked(spec) && pool_lower(c, rootfs, lower, key))
+  /* Unmasked paths need another /proc, mounts are the container's own:
+   * not the pool's sandbox. */
+  if (rc == 0 && !unmasked(spec) && spec->n_mounts == 0 && pool_lower(c, rootfs, lower, key))
     w = take_sandbox(d, c, lower);
   if (w) {
     adopt_files(c, w);
@@ -860,7 +893,8 @@ static int userns_lower(struct container *c, const struct rootfs_view *view,
  * cgroup (made here unless there) and log pipes. *res is filled as soon as
  * the child exists, even if a later step fails. */
 static int spawn_cold(struct container *c, const struct rootfs_view *view, int ns, int clone_ns,
-                      struct spawn_result *res, struct qerr *err) {
+                      const struct mount_plan *plan, struct spawn_result *res,
+                      struct qerr *err) {
   struct quiltd *d = c->d;
   struct cgroup_limits lim = limits_of(c->d, c->spec);
   struct spawn_sandbox sb = {
@@ -878,6 +912,8 @@ static int spawn_cold(struct container *c, const struct rootfs_view *view, int n
       .stdio = {-1, -1, -1},
       .unmasked = unmasked(c->spec),
       .seccomp = &d->seccomp,
+      .mounts = plan ? plan->m : NULL,
+      .n_mounts = plan ? plan->n : 0,
   };
   res->pid = 0;
   char lower[PATH_MAX], at[PATH_MAX];
@@ -912,12 +948,37 @@ static int bridged(const Quilt__V1__NetworkMode m) {
   return m == QUILT__V1__NETWORK_MODE__NETWORK_MODE_BRIDGE;
 }
 
+/* Its volumes, made again if removed (force) since the create; in a user
+ * namespace the child opens them by path as the namespace's root. */
+static int open_volumes(struct container *c, struct qerr *err) {
+  char data[PATH_MAX + 2];
+  if (ensure_volumes(c->d, c->spec, err) < 0)
+    return err->code;
+  if (!(ns_flags(c->spec) & CLONE_NEWUSER))
+    return 0;
+  for (size_t i = 0; i < c->spec->n_mounts; i++)
+    if (strcmp(c->spec->mounts[i]->type, "volume") == 0 &&
+        (volume_data_path(c->d->cfg.root_dir, c->spec->mounts[i]->source, data, err) < 0 ||
+         let_userns_through(c->d, strcat(data, "/."), c->d->cfg.userns_base, err) < 0))
+      return err->code;
+  return 0;
+}
+
 /* The container's own cold sandbox. */
 static int start_cold(struct container *c, int *ctl_fd, struct qerr *err) {
-  struct spawn_result res;
+  struct spawn_result res = {.pid = 0};
+  if (open_volumes(c, err) < 0)
+    return err->code;
+  /* Checked again: a source may have become a symlink to a denied path. */
+  struct mount_policy pol = policy_of(c->d);
+  cleanup_free struct mount_plan *plan = c->spec->n_mounts ? malloc(sizeof *plan) : NULL;
+  if (c->spec->n_mounts && !plan)
+    return qerr_set(err, ENOMEM, "out of memory");
+  if (plan && mounts_plan(&pol, c->spec->mounts, c->spec->n_mounts, plan, err) < 0)
+    return err->code;
   /* A bridge is attached right after the clone: its namespace must exist. */
   int rc = spawn_cold(c, &c->rootfs, ns_flags(c->spec),
-                      bridged(c->spec->network_mode) ? CLONE_NEWNET : 0, &res, err);
+                      bridged(c->spec->network_mode) ? CLONE_NEWNET : 0, plan, &res, err);
   if (res.pid > 0) {
     c->pid = res.pid;
     c->pidfd = res.pidfd;
@@ -1189,7 +1250,7 @@ static int setup_launch(struct container *c, const char *key, struct qerr *err) 
   if (rc == 0)
     rc = write_script(c, run, err);
   if (rc == 0)
-    rc = spawn_cold(c, &run->view, ns, clone_ns, &res, err);
+    rc = spawn_cold(c, &run->view, ns, clone_ns, NULL, &res, err);
   c->out.stream = c->err.stream = LOG_SETUP;
   if (res.pid > 0) {
     run->pid = res.pid;

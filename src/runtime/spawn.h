@@ -26,6 +26,15 @@
 
 struct sock_fprog;
 
+/* A mount of the container's own (mounts.h builds them from its spec). */
+struct spawn_mount {
+  bool tmpfs;              /* else a recursive bind of source */
+  const char *source;      /* absolute host path (a volume's data dir too) */
+  const char *target;      /* absolute, resolved inside the rootfs */
+  bool readonly;
+  uint64_t size_bytes;     /* tmpfs; 0: the kernel's default */
+};
+
 /* What the container's world looks like; fixed when it is cloned. */
 struct spawn_sandbox {
   const char *rootfs;      /* absolute directory; the container's / */
@@ -66,6 +75,9 @@ struct spawn_sandbox {
    * unconfined; NULL: none. Built once by the daemon (seccomp.h): the child,
    * a copy of the daemon, reads it from its own memory. */
   const struct sock_fprog *seccomp;
+  /* The container's mounts, made last, after /proc, /dev, /sys and /tmp. */
+  const struct spawn_mount *mounts;
+  size_t n_mounts;
 };
 
 #define SPAWN_READY 'R'

@@ -589,5 +589,74 @@ if command -v jq >/dev/null; then
 fi
 end
 
+# ---------------------------------------------------------------- mounts and volumes
+
+begin "--mount bind: read-only refuses writes, read-write reaches the host"
+mkdir -p "$TMP/share" && echo host >"$TMP/share/f"
+q run --rm --mount "type=bind,source=$TMP/share,target=/data,readonly" -- sh -c 'cat /data/f; echo x >/data/f'
+want_rc 1; want_out "host"; want_err "Read-only file system"
+want_file_is() { [ "$(cat "$1")" = "$2" ] || problems+=("$1 is '$(cat "$1")', want '$2'"); }
+want_file_is "$TMP/share/f" host
+q run --rm -v "$TMP/share:/data" -- sh -c 'echo new >/data/g'
+want_rc 0
+want_file_is "$TMP/share/g" new
+end
+
+begin "--mount tmpfs with a size; -v NAME:/PATH keeps data across containers"
+q run --rm --mount type=tmpfs,target=/t,size=1m -- sh -c 'dd if=/dev/zero of=/t/f bs=65536 count=32'
+want_rc 1; want_err "No space left on device"
+q run --rm -v clivol:/v -- sh -c 'echo kept >/v/f'
+want_rc 0
+q run --rm -v clivol:/w:ro -- cat /w/f
+want_rc 0; want_out_is "kept"
+end
+
+begin "bad mounts: usage errors and refused sources, one line each"
+q run --mount type=nfs,target=/x -- true
+want_rc 2; want_err "invalid --mount 'type=nfs,target=/x': unknown mount type 'nfs'"
+q run -v justaname -- true
+want_rc 2; want_err "invalid --volume 'justaname'"
+q run --mount type=bind,source=/proc,target=/x -- true
+want_rc 125; want_one_err_line
+want_err "quilt-cli: run: INVALID_ARGUMENT: bind mount source /proc is denied (/proc is not mountable)"
+q create -v "$TMP/root:/x" -- true
+want_rc 1; want_one_err_line; want_err "quilt-cli: create: INVALID_ARGUMENT: bind mount source $TMP/root is denied"
+q create -v "$TMP/nope:/x" -- true
+want_rc 1; want_err "quilt-cli: create: NOT_FOUND: bind mount source $TMP/nope"
+end
+
+begin "volume create, ls, rm, prune"
+q volume create -l team=a vol-a
+want_rc 0; want_out_is "vol-a"
+q volume create vol-a
+want_rc 1; want_one_err_line; want_err "quilt-cli: volume create: ALREADY_EXISTS: volume vol-a already exists"
+q volume create 'bad name'
+want_rc 1; want_err "INVALID_ARGUMENT: invalid volume name"
+q volume create --json vol-b
+want_rc 0; want_json_doc; want_json 'd["name"] == "vol-b" and int(d["created_ns"]) > 0'
+q volumes
+want_rc 0; want_out_re '^NAME +SIZE +CREATED +USED BY$'; want_out_re '^vol-a +'
+q volume ls --json
+want_rc 0; want_json_doc
+want_json '[v["name"] for v in d] == ["clivol", "vol-a", "vol-b"]'
+want_json 'd[1]["labels"] == {"team": "a"}'
+q create --name vuser -v vol-a:/a -- true
+want_rc 0
+q volume rm vol-a
+want_rc 1; want_one_err_line
+want_err "quilt-cli: volume rm: FAILED_PRECONDITION: volume vol-a is in use by 1 container"
+q volume prune
+want_rc 0; want_out "clivol"; want_out "vol-b"; want_no_out "vol-a"; want_err "Removed 2 volumes"
+q rm vuser
+q volume rm --json vol-a nope
+want_rc 1; want_json_doc; want_json 'd == [{"id": "vol-a"}]'; want_err "NOT_FOUND: no such volume: nope"
+q volume ls -q
+want_rc 0; want_out_is ""
+q volume prune --json
+want_rc 0; want_json_doc
+q volume frob
+want_rc 2; want_err "unknown subcommand 'frob'"
+end
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1951,5 +1951,229 @@ class RestartTest(QuiltTestCase):
         self.assertEqual(leftovers(self.daemon, ids - {c.id, s.id, u.id}), [])
 
 
+# ------------------------------------------------------------------ mounts
+
+class MountTest(QuiltTestCase):
+    """Bind, tmpfs and volume mounts (docs/containers.md#mounts-and-volumes)."""
+
+    daemon_args = ("--mount-deny", "/etc")
+
+    def setUp(self):
+        super().setUp()
+        self.host = tempfile.mkdtemp(prefix="mnt-", dir=self.tmp)
+
+    def tearDown(self):
+        super().tearDown()
+        d = self.daemon
+        if d is not None and d.stub is not None and d.proc.poll() is None:
+            for v in self.stub.ListVolumes(pb.ListVolumesRequest(), timeout=RPC_TIMEOUT).volumes:
+                self.stub.RemoveVolume(pb.RemoveVolumeRequest(name=v.name, force=True),
+                                       timeout=RPC_TIMEOUT)
+
+    def bind(self, source, target, readonly=False):
+        return pb.Mount(type="bind", source=source, target=target, readonly=readonly)
+
+    def test_readonly_bind_cannot_be_written(self):
+        path = os.path.join(self.host, "f")
+        with open(path, "w") as f:
+            f.write("host\n")
+        _, w, out = self.run_container(
+            "cat /data/f; echo x > /data/f || echo refused; touch /data/g || echo refused2",
+            mounts=[self.bind(self.host, "/data", readonly=True)])
+        self.assertEqual(w.exit_code, 0, out)
+        self.assertIn(b"host\n", out)
+        self.assertIn(b"Read-only file system", out)
+        self.assertIn(b"refused\n", out)
+        self.assertIn(b"refused2\n", out)
+        with open(path) as f:
+            self.assertEqual(f.read(), "host\n")
+        self.assertEqual(os.listdir(self.host), ["f"])
+
+    def test_readwrite_bind_reaches_host(self):
+        path = os.path.join(self.host, "file")
+        with open(path, "w") as f:
+            f.write("old")
+        _, w, out = self.run_container(
+            "mkdir -p /deep/er; echo new > /deep/er/dir/out; cat /f",
+            mounts=[self.bind(self.host, "/deep/er/dir"), self.bind(path, "/f")])
+        self.assertEqual(w.exit_code, 0, out)
+        self.assertEqual(out, b"old")
+        with open(os.path.join(self.host, "out")) as f:
+            self.assertEqual(f.read(), "new\n")
+
+    def test_denied_sources_are_refused(self):
+        link = os.path.join(self.host, "to-proc")
+        os.symlink("/proc/self", link)
+        etc_link = os.path.join(self.host, "to-etc")
+        os.symlink("/etc", etc_link)
+        for source, named in (("/", "/"), ("/proc", "/proc"), ("/sys/kernel", "/sys"),
+                              ("/dev", "/dev"), (self.daemon.root, self.daemon.root),
+                              (os.path.join(self.daemon.root, "containers"), self.daemon.root),
+                              (os.path.dirname(self.daemon.root), self.daemon.root),
+                              (link, "/proc"), (etc_link, "/etc")):
+            e = self.assertRpcCode(Code.INVALID_ARGUMENT, self.create, ["true"],
+                                   mounts=[self.bind(source, "/x")])
+            self.assertIn("bind mount source %s" % source, e.details())
+            self.assertIn("(%s is not mountable)" % named, e.details())
+        # Under / is fine, and so is a path the deny list only shares a prefix with.
+        # A symlink is judged, and mounted, as what it points at.
+        os.makedirs(os.path.join(self.host, "proc"))
+        os.symlink(os.path.join(self.host, "proc"), os.path.join(self.host, "ok-link"))
+        _, w, out = self.run_container("touch /x/a /y/b; ls /x", mounts=[
+            self.bind(os.path.join(self.host, "proc"), "/x"),
+            self.bind(os.path.join(self.host, "ok-link"), "/y")])
+        self.assertEqual((w.exit_code, out), (0, b"a\nb\n"))
+
+    def test_invalid_mounts_are_refused(self):
+        cases = [
+            (pb.Mount(type="nfs", source="x", target="/x"), Code.INVALID_ARGUMENT, "unknown type"),
+            (self.bind(self.host, "rel"), Code.INVALID_ARGUMENT, "not an absolute path"),
+            (self.bind(self.host, "/a/../b"), Code.INVALID_ARGUMENT, "contains \"..\""),
+            (self.bind(self.host, "/"), Code.INVALID_ARGUMENT, "cannot be a mount"),
+            (self.bind(self.host, "/proc/sys"), Code.INVALID_ARGUMENT, "cannot be mounted over"),
+            (self.bind("rel/x", "/x"), Code.INVALID_ARGUMENT, "not an absolute path"),
+            (self.bind(self.host + "/missing", "/x"), Code.NOT_FOUND, "missing"),
+            (pb.Mount(type="tmpfs", source="x", target="/t"), Code.INVALID_ARGUMENT,
+             "takes no source"),
+            (pb.Mount(type="volume", source="-bad", target="/v"), Code.INVALID_ARGUMENT,
+             "invalid volume name"),
+        ]
+        for m, code, text in cases:
+            e = self.assertRpcCode(code, self.create, ["true"], mounts=[m])
+            self.assertIn(text, e.details())
+        e = self.assertRpcCode(Code.INVALID_ARGUMENT, self.create, ["true"],
+                               mounts=[self.bind(self.host, "/x"), self.bind(self.host, "/x")])
+        self.assertIn("two mounts on /x", e.details())
+        e = self.assertRpcCode(Code.INVALID_ARGUMENT, self.create, ["true"], mounts=[
+            pb.Mount(type="tmpfs", target="/t%d" % i) for i in range(33)])
+        self.assertIn("at most 32", e.details())
+        e = self.assertRpcCode(Code.INVALID_ARGUMENT, self.create, ["true"],
+                               mounts=[pb.Mount(type="tmpfs", target="/t")],
+                               namespaces=pb.Namespaces(disable_mount=True))
+        self.assertIn("mounts need the mount namespace", e.details())
+
+    def test_symlink_target_stays_in_rootfs(self):
+        import tarfile
+        rootfs = os.path.join(os.path.dirname(os.environ["QUILTD"]), "busybox-rootfs")
+        archive = os.path.join(self.tmp, "links.tar")
+        with tarfile.open(archive, "w") as t:
+            t.add(rootfs, arcname=".")
+            ti = tarfile.TarInfo("escape")
+            ti.type = tarfile.SYMTYPE
+            ti.linkname = "/../../../../../../tmp"
+            t.addfile(ti)
+        last = None
+        for last in self.stub.ImportImage(pb.ImportImageRequest(path=archive, tags=["links:1"]),
+                                          timeout=60):
+            pass
+        name = "quilt-mount-escape-%s" % uuid.uuid4().hex[:12]
+        try:
+            _, w, out = self.run_container(
+                "ls /tmp/%s; echo hi > /escape/%s/file" % (name, name), image="links:1",
+                mounts=[self.bind(self.host, "/escape/%s" % name)])
+            self.assertEqual(w.exit_code, 0, out)
+            self.assertFalse(os.path.exists("/tmp/" + name))
+            with open(os.path.join(self.host, "file")) as f:
+                self.assertEqual(f.read(), "hi\n")
+        finally:
+            for ref in self.created[:]:
+                self.stub.RemoveContainer(pb.RemoveContainerRequest(id=ref, force=True),
+                                          timeout=30)
+            self.created.clear()
+            self.stub.RemoveImage(pb.RemoveImageRequest(id="links:1", force=True), timeout=30)
+
+    def test_tmpfs_size_is_enforced(self):
+        _, w, out = self.run_container(
+            "stat -c %a /scratch; dd if=/dev/zero of=/scratch/big bs=65536 count=64 2>&1; "
+            "echo rc=$?; dd if=/dev/zero of=/scratch/big bs=65536 count=8 2>/dev/null; "
+            "echo small=$?",
+            mounts=[pb.Mount(type="tmpfs", target="/scratch", size_bytes=1 << 20)])
+        self.assertEqual(w.exit_code, 0, out)
+        self.assertIn(b"1777\n", out)
+        self.assertIn(b"No space left on device", out)
+        self.assertNotIn(b"rc=0\n", out)
+        self.assertIn(b"small=0\n", out)
+
+    def test_volume_keeps_data_across_containers(self):
+        vol = pb.Mount(type="volume", source="data-1", target="/vol")
+        _, w, out = self.run_container("echo kept > /vol/f", mounts=[vol])
+        self.assertEqual(w.exit_code, 0, out)
+        _, w, out = self.run_container("cat /v2/f; touch /v2/g", mounts=[
+            pb.Mount(type="volume", source="data-1", target="/v2", readonly=True)])
+        self.assertIn(b"Read-only file system", out)
+        out = out.split(b"touch")[0]
+        self.assertEqual(out, b"kept\n")
+        vols = {v.name: v for v in
+                self.stub.ListVolumes(pb.ListVolumesRequest(), timeout=RPC_TIMEOUT).volumes}
+        self.assertEqual(sorted(vols["data-1"].in_use_by), sorted(self.created))
+        self.assertGreater(vols["data-1"].created_ns, 0)
+        self.assertGreater(vols["data-1"].size_bytes, 0)
+        # In use: refused; unused volumes go with a prune, used ones stay.
+        self.stub.CreateVolume(pb.CreateVolumeRequest(name="spare", labels={"k": "v"}),
+                               timeout=RPC_TIMEOUT)
+        self.assertRpcCode(Code.ALREADY_EXISTS, self.stub.CreateVolume,
+                           pb.CreateVolumeRequest(name="spare"), timeout=RPC_TIMEOUT)
+        e = self.assertRpcCode(Code.FAILED_PRECONDITION, self.stub.RemoveVolume,
+                               pb.RemoveVolumeRequest(name="data-1"), timeout=RPC_TIMEOUT)
+        self.assertIn("volume data-1 is in use by 2 containers", e.details())
+        r = self.stub.PruneVolumes(pb.PruneVolumesRequest(), timeout=RPC_TIMEOUT)
+        self.assertEqual(list(r.removed), ["spare"])
+        for ref in self.created[:]:
+            self.stub.RemoveContainer(pb.RemoveContainerRequest(id=ref, force=True), timeout=30)
+        self.created.clear()
+        r = self.stub.PruneVolumes(pb.PruneVolumesRequest(), timeout=RPC_TIMEOUT)
+        self.assertEqual(list(r.removed), ["data-1"])
+        self.assertGreater(r.reclaimed_bytes, 0)
+        self.assertEqual(
+            list(self.stub.ListVolumes(pb.ListVolumesRequest(), timeout=RPC_TIMEOUT).volumes), [])
+        self.assertRpcCode(Code.NOT_FOUND, self.stub.RemoveVolume,
+                           pb.RemoveVolumeRequest(name="data-1"), timeout=RPC_TIMEOUT)
+
+    def test_forced_removal_of_a_volume_in_use(self):
+        vol = [pb.Mount(type="volume", source="forced", target="/v")]
+        _, w, _ = self.run_container("echo old > /v/f", mounts=vol)
+        c = self.create("ls /v; echo listed", no_start=True, mounts=vol)
+        self.stub.RemoveVolume(pb.RemoveVolumeRequest(name="forced", force=True),
+                               timeout=RPC_TIMEOUT)
+        self.assertFalse(os.path.exists(os.path.join(self.daemon.root, "volumes", "forced")))
+        # The start makes it again, empty.
+        self.stub.StartContainer(pb.StartContainerRequest(id=c.id), timeout=RPC_TIMEOUT)
+        self.assertEqual(self.wait(c.id).exit_code, 0)
+        self.assertEqual(self.logs(c.id), b"listed\n")
+        self.assertEqual([v.name for v in self.stub.ListVolumes(
+            pb.ListVolumesRequest(), timeout=RPC_TIMEOUT).volumes], ["forced"])
+
+    def test_mounts_skip_the_warm_pool(self):
+        d = self.daemon
+        if not d.pool_enabled():
+            self.skipTest("no warm pool")
+        d.wait_pool_ready()
+        hits = d.metric("quilt_warm_pool_hits_total")
+        _, w, out = self.run_container("ls /m", mounts=[self.bind(self.host, "/m")])
+        self.assertEqual(w.exit_code, 0, out)
+        self.assertEqual(d.metric("quilt_warm_pool_hits_total"), hits)
+        _, w, _ = self.run_container(["true"])
+        self.assertEqual(d.metric("quilt_warm_pool_hits_total"), hits + 1)
+
+    def test_user_namespace_mounts(self):
+        # One container: a second user-namespaced container of one image
+        # trips over the cached idmapped tree on this kernel (not mounts').
+        os.chmod(self.tmp, 0o711)
+        os.chmod(self.host, 0o755)
+        with open(os.path.join(self.host, "f"), "w") as f:
+            f.write("shared\n")
+        _, w, out = self.run_container(
+            "cat /data/f; stat -c %u /data/f; echo mine > /v/f && stat -c %u /v/f",
+            namespaces=pb.Namespaces(user=True),
+            mounts=[self.bind(self.host, "/data", readonly=True),
+                    pb.Mount(type="volume", source="userns-vol", target="/v")])
+        self.assertEqual(w.exit_code, 0, out)
+        # A bind keeps host ownership: root outside is unmapped (the overflow
+        # id) inside; a volume first used by such a container belongs to its root.
+        self.assertEqual(out, b"shared\n65534\n0\n")
+        st = os.stat(os.path.join(self.daemon.root, "volumes", "userns-vol", "data", "f"))
+        self.assertEqual(st.st_uid, 100000)
+
+
 if __name__ == "__main__":
     unittest.main()
