@@ -917,8 +917,11 @@ static int spawn_cold(struct container *c, const struct rootfs_view *view, int n
   };
   res->pid = 0;
   char lower[PATH_MAX], at[PATH_MAX];
-  if ((ns & CLONE_NEWUSER) && view->overlay && userns_lower(c, view, &sb, lower, at, err) < 0)
+  if ((ns & CLONE_NEWUSER) && view->overlay && userns_lower(c, view, &sb, lower, at, err) < 0) {
+    if (sb.lower_tree_fd >= 0)
+      close(sb.lower_tree_fd);
     return err->code;
+  }
   int rc = d->cgm && !c->cg ? cgroup_create(d->cgm, c->id, &lim, &c->cg, err) : 0;
   if (rc == 0)
     rc = logs_open(c, sb.stdio + 1, err);
@@ -941,6 +944,8 @@ static int spawn_cold(struct container *c, const struct rootfs_view *view, int n
   for (int i = 0; i < 3; i++)
     if (sb.stdio[i] >= 0)
       close(sb.stdio[i]);
+  if (sb.lower_tree_fd >= 0)
+    close(sb.lower_tree_fd);
   return rc;
 }
 

@@ -129,6 +129,12 @@ int idmap_lower(struct idmap_cache *m, const char *dir, int *fd, char out[PATH_M
   if (!m->disabled) {
     struct qerr why = QERR_INIT;
     int rc = tree_for(m, dir, &why);
+    /* A tree attached once is no longer detached: each container attaches
+     * a copy of it (idmapping included). */
+    if (rc >= 0 && (rc = (int)syscall(SYS_open_tree, rc, "",
+                                      OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
+                                          AT_RECURSIVE)) < 0)
+      rc = qerr_errno(&why, "copying the idmapped tree of %s", dir);
     if (rc >= 0) {
       *fd = rc;
       return 0;

@@ -41,8 +41,9 @@ struct idmap_cache {
 
 void idmap_init(struct idmap_cache *m, uid_t base, unsigned count, bool disabled);
 /* The lower layer a user-namespaced container of image directory `dir`
- * uses: *fd >= 0 is an idmapped tree to attach (out is ""), else out is
- * the path of the shifted copy (made now if missing). */
+ * uses: *fd >= 0 is a fresh copy of the image's idmapped tree for this
+ * container to attach (the caller closes it; out is ""), else out is the
+ * path of the shifted copy (made now if missing). */
 int idmap_lower(struct idmap_cache *m, const char *dir, int *fd, char out[PATH_MAX],
                 struct qerr *err);
 /* Forgets (closes) the trees of image directories under `prefix`. */

@@ -635,6 +635,13 @@ class IsolationTest(QuiltTestCase):
         with open(os.path.join(self.daemon.root, "images", image, "rootfs", "etc",
                                "passwd")) as f:
             self.assertNotIn("quilt:x:1000", f.read())
+        # Two at once from the same image: each attaches its own copy of the
+        # image's idmapped tree.
+        both = [self.create("sleep 5; ls -ln /etc/passwd", namespaces=pb.Namespaces(user=True))
+                for _ in range(2)]
+        for x in both:
+            self.assertEqual(self.wait(x.id).exit_code, 0)
+            self.assertIn(b" 0        0 ", self.logs(x.id))
 
     def test_hostname_defaults_to_short_id(self):
         c, w, out = self.run_container(["hostname"])
