@@ -284,9 +284,11 @@ static int run_exec(struct cli_ctx *ctx, int argc, char **argv) {
   if (ctx->json) {
     print_json(ctx, r);
   } else {
-    fwrite(r->stdout.data, 1, r->stdout.len, ctx->out);
+    if (r->stdout.len) /* protobuf-c leaves empty bytes NULL, which fwrite may not get */
+      fwrite(r->stdout.data, 1, r->stdout.len, ctx->out);
     fflush(ctx->out);
-    fwrite(r->stderr.data, 1, r->stderr.len, stderr);
+    if (r->stderr.len)
+      fwrite(r->stderr.data, 1, r->stderr.len, stderr);
     if (r->output_truncated)
       fprintf(stderr, "quilt-cli: exec: output truncated (over the limit per stream)\n");
   }

@@ -241,6 +241,24 @@ def setup_seeds():
         write(t, "one-%d" % i, b"\x00" + s)
 
 
+# ------------------------------------------------------------ mount specs
+def mountspec_seeds():
+    t = "fuzz_mountspec"
+    mounts = [b"type=bind,source=/srv/data,target=/data,readonly",
+              b"type=bind,src=/x,dst=/y,ro", b"type=tmpfs,target=/t,size=64m",
+              b"type=tmpfs,destination=/t,tmpfs-size=1g", b"type=volume,source=cache,target=/c",
+              b"type=volume,source=v,target=/v,readonly=true", b"type=bind,target=/x",
+              b"type=nope,target=/x", b"source=/a", b"type=tmpfs,target=/t,size=12q", b""]
+    for i, m in enumerate(mounts):
+        write(t, "mount-%d" % i, b"\x00" + m)
+    vols = [b"cache:/root/.cache", b"/srv/x:/x:ro", b"name:/p:rw", b"a:b", b":/x", b"/a:/b:zz",
+            b"/only"]
+    for i, v in enumerate(vols):
+        write(t, "volume-%d" % i, b"\x01" + v)
+    for i, z in enumerate([b"64m", b"1g", b"4096", b"512k", b"99999999999999999999g", b"-1"]):
+        write(t, "size-%d" % i, b"\x02" + z)
+
+
 # ------------------------------------------------------------ archives
 def tar_bytes(entries, compress=None, fmt=tarfile.GNU_FORMAT):
     buf = io.BytesIO()
@@ -328,4 +346,5 @@ http1_seeds()
 h2_seeds()
 proto_seeds()
 setup_seeds()
+mountspec_seeds()
 extract_seeds()
