@@ -398,6 +398,7 @@ static struct exec_run *run_new(struct quiltd *d, const Quilt__V1__ExecRequest *
  * the process. */
 static int open_pty(struct container *c, const Quilt__V1__ExecRequest *req, int *master,
                     int *slave, struct qerr *err) {
+  *slave = -1;
   char root[64];
   snprintf(root, sizeof root, "/proc/%d/root", (int)c->pid);
   cleanup_fd int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -428,7 +429,7 @@ static int open_pty(struct container *c, const Quilt__V1__ExecRequest *req, int 
 static int make_stdio(struct exec_run *r, struct container *c, const Quilt__V1__ExecRequest *req,
                       bool want_stdin, int child[3], struct qerr *err) {
   if (r->tty) {
-    int master, slave;
+    int master = -1, slave = -1;
     if (open_pty(c, req, &master, &slave, err) < 0)
       return err->code;
     r->out.fd = master;
