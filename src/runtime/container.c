@@ -347,6 +347,12 @@ static bool unmasked(const Quilt__V1__ContainerSpec *s) {
   return s->security && s->security->unmask_paths;
 }
 
+/* Warm sandboxes are built as the default security profile has it: masked
+ * paths, and the seccomp filter installed before the exec record. */
+static bool default_security(const Quilt__V1__ContainerSpec *s) {
+  return !unmasked(s) && !(s->security && s->security->seccomp_unconfined);
+}
+
 static struct mount_policy policy_of(const struct quiltd *d) {
   return (struct mount_policy){.root_dir = d->cfg.root_dir,
                                .deny = d->cfg.mount_deny,
@@ -781,9 +787,9 @@ static void create_from(struct quiltd *d, struct grpc_call *call,
   struct warm *w = NULL;
   char lower[PATH_MAX], key[65];
   int rc = prepare_command(c, &err);
-  /* Unmasked paths need another /proc, mounts are the container's own:
-   * not the pool's sandbox. */
-  if (rc == 0 && !unmasked(spec) && spec->n_mounts == 0 && pool_lower(c, rootfs, lower, key))
+  /* Another security profile, or mounts of its own: not a pool sandbox. */
+  if (rc == 0 && default_security(spec) && spec->n_mounts == 0 &&
+      pool_lower(c, rootfs, lower, key))
     w = take_sandbox(d, c, lower);
   if (w) {
     adopt_files(c, w);

@@ -107,6 +107,7 @@ static int clone_sandbox(struct warm_pool *p, struct warm *w, struct qerr *err) 
       .child_arg = w,
       .announce_ready = true,
       .seccomp = &d->seccomp,
+      .seccomp_early = true,
   };
   int rc = open_stdio(w, sb.stdio, err);
   if (rc == 0)

@@ -612,16 +612,21 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
   }
   if (s->ns_flags & CLONE_NEWNET)
     loopback_up(c);
+  int rc = s->seccomp_early && s->seccomp ? qseccomp_install(s->seccomp) : 0;
+  if (rc < 0)
+    child_fail(c, GRPC_INTERNAL, -rc, "installing the seccomp filter");
   if (s->announce_ready && write(c->status_fd, (char[]){SPAWN_READY}, 1) != 1)
     _exit(127);
   struct spawn_exec ex;
   receive_exec(c, &ex);
+  if (s->seccomp_early && (ex.flags & SPAWN_SECCOMP_UNCONFINED))
+    child_fail(c, GRPC_INTERNAL, 0, "this sandbox has its seccomp filter already");
   if ((s->ns_flags & CLONE_NEWUTS) && ex.hostname[0] &&
       sethostname(ex.hostname, strlen(ex.hostname)))
     child_fail(c, GRPC_INTERNAL, errno, "setting hostname %s", ex.hostname);
   if (ex.resolv_conf[0])
     write_resolv_conf(c, ex.resolv_conf);
-  harden_and_exec(c, &ex, s->seccomp);
+  harden_and_exec(c, &ex, s->seccomp_early ? NULL : s->seccomp);
 }
 
 /* ------------------------------------------------------------ parent side */

@@ -67,6 +67,12 @@ struct spawn_sandbox {
    * the exec record: how the pool tells a ready sandbox from one still
    * mounting. */
   bool announce_ready;
+  /* Install the seccomp filter once built, before waiting for the exec
+   * record, instead of just before execve: a warm sandbox pays for it off
+   * the request path. The steps left (reading the record, hostname, user,
+   * capabilities, execve) are all allowed by the filter; the record may
+   * then not ask for SPAWN_SECCOMP_UNCONFINED. */
+  bool seccomp_early;
   /* Leave /proc's sensitive files visible and writable: no masked paths
    * (/proc/kcore, /proc/keys, /sys/firmware, ...) and no read-only ones
    * (/proc/sys, /proc/sysrq-trigger, ...). A power user's switch. */
