@@ -16,14 +16,13 @@ The port goes to stdout and, atomically, to --port-file once listening;
 SIGTERM/SIGINT stop it. Needs ruby (gem) on the host.
 """
 import argparse
-import http.server
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
+
+import static_server  # tests/setup/static_server.py, next to this script
 
 GEMSPEC = """Gem::Specification.new do |s|
   s.name = %(name)r
@@ -57,26 +56,6 @@ def build_gem(work, name, version):
     return os.path.join(src, "%s-%s.gem" % (name, version))
 
 
-def make_handler(top, log_path, lock):
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, directory=top, **kw)
-
-        def log_request(self, code="-", size="-"):
-            if log_path:
-                with lock, open(log_path, "a") as f:
-                    f.write("%s %s %s\n" % (self.command, self.path, code))
-
-        def log_message(self, fmt, *args):
-            pass
-
-        def list_directory(self, path):
-            self.send_error(404)
-            return None
-
-    return Handler
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--gem", action="append", default=[], metavar="NAME=VERSION")
@@ -96,24 +75,7 @@ def main():
             shutil.copy(build_gem(work, name, version), os.path.join(top, "gems"))
         subprocess.run(["gem", "generate_index", "--directory", top], check=True,
                        stdout=subprocess.DEVNULL, env=dict(os.environ, HOME=work))
-        server = http.server.ThreadingHTTPServer(
-            (a.host, a.port), make_handler(top, a.log, threading.Lock()))
-        port = server.server_address[1]
-        if a.port_file:
-            tmp = a.port_file + ".tmp"
-            with open(tmp, "w") as f:
-                f.write("%d\n" % port)
-            os.rename(tmp, a.port_file)
-        print(port, flush=True)
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
-        t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
-        t.start()
-        stop.wait()
-        server.shutdown()
-        t.join()
-        server.server_close()
+        static_server.serve(top, a.host, a.port, a.port_file, a.log)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
