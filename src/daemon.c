@@ -218,6 +218,9 @@ static int open_runtime(struct quiltd *d, struct qerr *err) {
     d->cfg.default_memory_mib = pages > 0 && page > 0 ? (int64_t)pages * page / 2 / (1 << 20) : 0;
   }
   idmap_init(&d->idmap, d->cfg.userns_base, d->cfg.userns_count, d->cfg.no_idmap);
+  if (scratch_open(&d->scratch, d->cfg.root_dir, d->overlay && !d->cfg.scratch_disk,
+                   d->cfg.scratch_size, err) < 0)
+    return err->code;
   volumes_sweep(&d->janitor, d->cfg.root_dir);
   snprintf(path, sizeof path, "%s/containers", d->cfg.root_dir);
   d->rootfs_driver = d->overlay ? "overlay" : rootfs_copy_driver(path);
@@ -356,5 +359,8 @@ void quiltd_free(struct quiltd *d) {
   netbridge_close(d->net, true);
   d->net = NULL;
   janitor_stop(&d->janitor);
+  /* After the janitor: it may still have been deleting layers. */
+  if (d->scratch.root[0])
+    scratch_close(&d->scratch);
   auth_free(&d->auth);
 }

@@ -19,6 +19,7 @@
 #include "runtime/janitor.h"
 #include "runtime/idmap.h"
 #include "runtime/pool.h"
+#include "runtime/scratch.h"
 #include "runtime/setup.h"
 
 struct conn;
@@ -57,6 +58,8 @@ struct quiltd_config {
   bool io_uring_compat;        /* use only what kernel 5.15 offers */
   bool no_overlay;             /* act as if overlayfs were missing */
   bool no_idmap;               /* act as if idmapped mounts were missing */
+  bool scratch_disk;           /* containers' writable layers on the disk, not a tmpfs */
+  const char *scratch_size;    /* the scratch tmpfs's size= ("50%" when NULL) */
   /* Memory limit of containers that ask for none, MiB; 0: none; -1 (the
    * default): half of the host's memory, so no one container can take it all. */
   int64_t default_memory_mib;
@@ -113,6 +116,7 @@ struct quiltd {
   struct sock_fprog seccomp;   /* containers' default profile, compiled once */
   struct image_store *images;  /* NULL when the store could not open */
   bool overlay;                /* per-container overlay over the image */
+  struct scratch scratch;      /* where the overlays' writable layers live */
   const char *rootfs_driver;   /* "overlay", or how the copy is made */
   struct strbuf log_scratch;   /* reused buffer for encoding log lines */
   struct qtimer shutdown_timer;

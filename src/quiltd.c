@@ -54,6 +54,11 @@ static void usage(FILE *f) {
           "                        where setup steps fetch packages (a spec may override)\n"
           "  --mount-deny PATH     refuse bind mounts of PATH and below (repeatable; added\n"
           "                        to /, /proc, /sys, /dev, /boot and the root)\n"
+          "  --scratch tmpfs|disk  where containers' writable layers live: a tmpfs quiltd\n"
+          "                        mounts at ROOT/scratch (default; files count against\n"
+          "                        the container's memory, lost at reboot) or the disk\n"
+          "  --scratch-size SIZE   the scratch tmpfs's size: N[k|m|g] or N%% of memory\n"
+          "                        (default 50%%)\n"
           "  --warm-pool N         sandboxes kept ready for the default image, so a\n"
           "                        container starts with a pipe write (default 2; 0: off)\n"
           "  -h, --help            this text\n"
@@ -149,7 +154,8 @@ static int add_mount_deny(struct quiltd_config *cfg, const char *path, const cha
 static int parse_args(int argc, char **argv, struct quiltd_config *cfg, const char **deny) {
   enum { O_SOCKET = 256, O_LISTEN, O_ROOT, O_MAXCONN, O_MAXSTREAMS, O_MAXMSG, O_IDLE, O_SENDTO, O_LOG,
          O_VERSION, O_COMPAT, O_ROOTFS, O_CGPARENT, O_LOGMAX, O_USERNS, O_DEFIMAGE, O_IMGMAX, O_NOOVERLAY, O_NOIDMAP, O_DEFMEM, O_WARMPOOL, O_BRIDGE, O_SUBNET, O_DNS, O_NPM, O_PIP, O_GEM, O_APT, O_APK,
-         O_HTTP_PROXY, O_HTTPS_PROXY, O_NO_PROXY, O_TOKEN_FILE, O_INSECURE, O_MOUNT_DENY };
+         O_HTTP_PROXY, O_HTTPS_PROXY, O_NO_PROXY, O_TOKEN_FILE, O_INSECURE, O_MOUNT_DENY,
+         O_SCRATCH, O_SCRATCH_SIZE };
   static const struct option opts[] = {
       {"socket", required_argument, 0, O_SOCKET},
       {"listen", required_argument, 0, O_LISTEN},
@@ -187,6 +193,8 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg, const ch
       {"https-proxy", required_argument, 0, O_HTTPS_PROXY},
       {"no-proxy", required_argument, 0, O_NO_PROXY},
       {"mount-deny", required_argument, 0, O_MOUNT_DENY},
+      {"scratch", required_argument, 0, O_SCRATCH},
+      {"scratch-size", required_argument, 0, O_SCRATCH_SIZE},
       {0, 0, 0, 0}};
   int c;
   unsigned long long v;
@@ -234,6 +242,21 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg, const ch
     case O_HTTP_PROXY: cfg->setup.http_proxy = optarg; break;
     case O_HTTPS_PROXY: cfg->setup.https_proxy = optarg; break;
     case O_NO_PROXY: cfg->setup.no_proxy = optarg; break;
+    case O_SCRATCH:
+      if (strcmp(optarg, "tmpfs") != 0 && strcmp(optarg, "disk") != 0) {
+        fprintf(stderr, "quiltd: --scratch: expected tmpfs or disk, not '%s'\n", optarg);
+        return 2;
+      }
+      cfg->scratch_disk = strcmp(optarg, "disk") == 0;
+      break;
+    case O_SCRATCH_SIZE:
+      if (!scratch_size_valid(optarg)) {
+        fprintf(stderr, "quiltd: --scratch-size: expected N, Nk, Nm, Ng or N%%, not '%s'\n",
+                optarg);
+        return 2;
+      }
+      cfg->scratch_size = optarg;
+      break;
     case O_MOUNT_DENY:
       if (add_mount_deny(cfg, optarg, deny, argc) < 0) return 2;
       break;

@@ -42,6 +42,8 @@ bench_cleanup() {
   for p in "${bench_pids[@]}"; do bench_stop "$p"; done
   bench_stop "$qpid"
   for h in "${bench_cleanup_hooks[@]}"; do eval "$h" >/dev/null 2>&1 || true; done
+  # A killed quiltd leaves its scratch tmpfs (ROOT/scratch) mounted.
+  grep -o " $tmp/[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null
   if [ "${keep:-0}" = 1 ]; then
     echo "$bench_name: kept $tmp" >&2
   else

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdio.h>
@@ -454,6 +455,8 @@ int container_new_id(char out[65], struct qerr *err) {
 }
 
 static void container_free(struct container *c) {
+  if (c->netns_fd >= 0)
+    close(c->netns_fd);
   if (c->spec)
     protobuf_c_message_free_unpacked(&c->spec->base, NULL);
   free(c->name);
@@ -469,7 +472,7 @@ static struct container *container_alloc(struct quiltd *d, const Quilt__V1__Cont
     return NULL;
   }
   c->d = d;
-  c->pidfd = c->status_fd = c->log_fd = -1;
+  c->pidfd = c->status_fd = c->log_fd = c->netns_fd = -1;
   c->out.fd = c->err.fd = -1;
   /* A private copy of the spec: the request is freed when the handler returns. */
   size_t len = protobuf_c_message_get_packed_size(&spec->base);
@@ -537,13 +540,13 @@ static int let_userns_through(struct quiltd *d, const char *path, gid_t gid, str
 
 /* In a user namespace the container's root is an unprivileged host id:
  * its writable layer must belong to it, and the way to its layers be open. */
-static int own_rootfs(struct container *c, struct qerr *err) {
+static int own_rootfs(struct container *c, const char *layer, struct qerr *err) {
   uid_t id = c->d->cfg.userns_base;
-  if (chmod(c->dir, 0711) < 0)
-    return qerr_errno(err, "chmod %s", c->dir);
+  if (chmod(layer, 0711) < 0)
+    return qerr_errno(err, "chmod %s", layer);
   char probe[PATH_MAX + 2];
   snprintf(probe, sizeof probe, "%s/.", c->rootfs.overlay ? c->rootfs.lower : c->rootfs.merged);
-  if (let_userns_through(c->d, c->dir, id, err) < 0 ||
+  if (let_userns_through(c->d, layer, id, err) < 0 ||
       let_userns_through(c->d, probe, id, err) < 0)
     return err->code;
   if (!c->rootfs.overlay)
@@ -670,13 +673,27 @@ static int prepare_command(struct container *c, struct qerr *err) {
 static int prepare_files(struct container *c, const char *rootfs, struct qerr *err) {
   /* A copy for a user namespace is owned by the ids root maps to. */
   bool userns = ns_flags(c->spec) & CLONE_NEWUSER;
-  if (mkdir_p(c->dir, 0700, err) < 0 ||
-      rootfs_prepare_shifted(rootfs, c->dir, c->d->overlay ? ROOTFS_OVERLAY : ROOTFS_COPY,
+  char layer[PATH_MAX];
+  if (mkdir_p(c->dir, 0700, err) < 0 || scratch_dir(&c->d->scratch, c->id, layer, err) < 0 ||
+      mkdir_p(layer, 0700, err) < 0 ||
+      rootfs_prepare_shifted(rootfs, layer, c->d->overlay ? ROOTFS_OVERLAY : ROOTFS_COPY,
                              userns ? c->d->cfg.userns_base : 0, &c->rootfs, err) < 0)
     return err->code;
-  if (userns && own_rootfs(c, err) < 0)
+  if (userns && own_rootfs(c, layer, err) < 0)
     return err->code;
   return 0;
+}
+
+/* Removes the container's files: its directory and, when the writable
+ * layer lives apart (scratch.h), that too. */
+static void remove_files(struct quiltd *d, const char *id, const char *dir) {
+  char layer[PATH_MAX];
+  struct qerr err = QERR_INIT;
+  if (janitor_remove(&d->janitor, dir, &err) < 0)
+    log_warn("removing container %.12s: %s", id, err.msg);
+  if (scratch_dir(&d->scratch, id, layer, &err) == 0 && strcmp(layer, dir) != 0 &&
+      janitor_remove(&d->janitor, layer, &err) < 0)
+    log_warn("removing container %.12s's layer: %s", id, err.msg);
 }
 
 /* A warm sandbox's files become the container's, under the sandbox's id. */
@@ -797,8 +814,7 @@ static void create_from(struct quiltd *d, struct grpc_call *call,
   } else if (rc == 0)
     rc = prepare_files(c, rootfs, &err);
   if (rc < 0) {
-    struct qerr ignore = QERR_INIT;
-    rm_rf(c->dir, &ignore); /* whatever prepare_files got to make */
+    remove_files(d, c->id, c->dir); /* whatever prepare_files got to make */
     container_free(c);
     grpc_call_fail(call, &err);
     return;
@@ -870,7 +886,7 @@ static void arm_status(struct container *c) {
 
 /* In a user namespace the image (the last lower layer; setup layers were
  * written through the namespace and are owned right already) is seen
- * through an ID mapping: an idmapped tree attached at <dir>/lower, or a
+ * through an ID mapping: an idmapped tree attached at <layer dir>/lower, or a
  * copy with shifted owners. Fills sb's lower and, for a tree, its fd. */
 static int userns_lower(struct container *c, const struct rootfs_view *view,
                         struct spawn_sandbox *sb, char lower[PATH_MAX], char at[PATH_MAX],
@@ -882,8 +898,11 @@ static int userns_lower(struct container *c, const struct rootfs_view *view,
   if (idmap_lower(&c->d->idmap, image, &sb->lower_tree_fd, copy, err) < 0)
     return err->code;
   if (sb->lower_tree_fd >= 0) {
-    if (snprintf(at, PATH_MAX, "%s/lower", c->dir) >= PATH_MAX)
-      return qerr_set(err, ENAMETOOLONG, "path too long under %s", c->dir);
+    char layer[PATH_MAX];
+    if (scratch_dir(&c->d->scratch, c->id, layer, err) < 0)
+      return err->code;
+    if (snprintf(at, PATH_MAX, "%s/lower", layer) >= PATH_MAX)
+      return qerr_set(err, ENAMETOOLONG, "path too long under %s", layer);
     if (mkdir(at, 0755) < 0 && errno != EEXIST)
       return qerr_errno(err, "mkdir %s", at);
     sb->lower_tree_at = at;
@@ -915,6 +934,7 @@ static int spawn_cold(struct container *c, const struct rootfs_view *view, int n
       .userns_base = d->cfg.userns_base,
       .userns_count = d->cfg.userns_count,
       .cgroup_fd = -1,
+      .netns_fd = -1,
       .stdio = {-1, -1, -1},
       .unmasked = unmasked(c->spec),
       .seccomp = &d->seccomp,
@@ -1001,9 +1021,25 @@ static int start_cold(struct container *c, int *ctl_fd, struct qerr *err) {
 
 /* Warm: the pool built the sandbox; the container takes its process,
  * cgroup (limits already applied) and pipes. */
+/* A pool sandbox's network namespace can serve another one after this
+ * container, unless it can reconfigure it (pool.h). Opened now: an exited
+ * process has none any more. */
+static void keep_netns(struct container *c) {
+  uint64_t caps = 0;
+  struct qerr ignore = QERR_INIT;
+  const uint64_t admin = 1ull << CAP_NET_ADMIN | 1ull << CAP_SYS_ADMIN;
+  if (!c->cg || bridged(c->spec->network_mode) || caps_of(c->spec, &caps, &ignore) < 0 ||
+      (caps & admin))
+    return;
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/ns/net", (int)c->pid);
+  c->netns_fd = open(path, O_RDONLY | O_CLOEXEC);
+}
+
 static int adopt_sandbox(struct container *c, struct warm *w, int *ctl_fd, struct qerr *err) {
   c->cg = take_ptr(w->cg);
   c->pid = w->proc.pid;
+  keep_netns(c);
   c->pidfd = take_fd(&w->proc.pidfd);
   c->status_fd = take_fd(&w->proc.status_fd);
   *ctl_fd = take_fd(&w->proc.ctl_fd);
@@ -1501,18 +1537,21 @@ static void record_exit(struct container *c, const siginfo_t *si) {
     c->oom_killed = true;
 }
 
-static void release_cgroup(struct container *c) {
+/* True when no process was left in it. */
+static bool release_cgroup(struct container *c) {
   if (!c->cg)
-    return;
+    return false;
   struct qerr err = QERR_INIT;
-  if (cgroup_nprocs(c->cg) == 0 && janitor_take_cgroup(&c->d->janitor, c->cg)) {
+  bool empty = cgroup_nprocs(c->cg) == 0;
+  if (empty && janitor_take_cgroup(&c->d->janitor, c->cg)) {
     c->cg = NULL; /* the janitor removes the (empty) directories */
-    return;
+    return true;
   }
   cgroup_kill_all(c->cg, &err);
   if (cgroup_destroy(c->cg, &err) < 0)
     log_warn("container %.12s: %s", c->id, err.msg);
   c->cg = NULL;
+  return empty;
 }
 
 static void on_exit_wait(struct qpidwait *w, const siginfo_t *si, int err) {
@@ -1548,7 +1587,9 @@ void containers_run_deferred(struct quiltd *d) {
     struct container *c = d->deferred;
     d->deferred = c->defer_next;
     c->defer_next = NULL;
-    release_cgroup(c);
+    bool empty = release_cgroup(c);
+    if (c->netns_fd >= 0 && empty)
+      pool_give_netns(&d->pool, take_fd(&c->netns_fd));
     detach_bridge(c);
     c->busy = false;
     maybe_finish(c);
@@ -1674,8 +1715,8 @@ static void do_remove(struct container *c) {
   release_cgroup(c);
   if (c->warm) /* never started: the pool removes its files once it is dead */
     pool_discard(&d->pool, take_ptr(c->warm));
-  else if (janitor_remove(&d->janitor, c->dir, &err) < 0)
-    log_warn("removing container %.12s: %s", c->id, err.msg);
+  else
+    remove_files(d, c->id, c->dir);
   if (d->store && store_delete_container(d->store, c->id, &err) < 0)
     log_warn("forgetting container %.12s: %s", c->id, err.msg);
   publish(c, EV(REMOVED), NULL);
@@ -1734,12 +1775,16 @@ static void restore_view(struct container *c) {
   char rootfs[PATH_MAX], image_id[65] = "";
   struct qerr err = QERR_INIT;
   const char *ref = c->image_id[0] ? c->image_id : c->spec->image;
-  char work[PATH_MAX + 8];
+  char layer[PATH_MAX], work[PATH_MAX + 8];
+  if (scratch_dir(&c->d->scratch, c->id, layer, &err) < 0) {
+    log_warn("container %.12s cannot start any more: %s", c->id, err.msg);
+    return;
+  }
   /* An overlay refuses a work dir a volatile mount used: start it afresh. */
-  snprintf(work, sizeof work, "%s/work", c->dir);
+  snprintf(work, sizeof work, "%s/work", layer);
   if (rm_rf(work, &err) < 0 ||
       container_resolve_image(c->d, ref, rootfs, image_id, &err) < 0 ||
-      rootfs_prepare(rootfs, c->dir, c->d->overlay ? ROOTFS_OVERLAY : ROOTFS_COPY, &c->rootfs,
+      rootfs_prepare(rootfs, layer, c->d->overlay ? ROOTFS_OVERLAY : ROOTFS_COPY, &c->rootfs,
                      &err) < 0)
     log_warn("container %.12s cannot start any more: %s", c->id, err.msg);
 }
@@ -1758,7 +1803,7 @@ static int restore_one(void *arg, const struct container_record *r) {
   }
   c->d = d;
   c->spec = spec;
-  c->pidfd = c->status_fd = c->log_fd = -1;
+  c->pidfd = c->status_fd = c->log_fd = c->netns_fd = -1;
   c->out.fd = c->err.fd = -1;
   snprintf(c->id, sizeof c->id, "%s", r->id);
   snprintf(c->image_id, sizeof c->image_id, "%s", r->image_id);
@@ -1802,10 +1847,9 @@ static int restore_one(void *arg, const struct container_record *r) {
 /* Directories under containers/ that no record claims: sandboxes of a warm
  * pool (or a create cut short) when the daemon died. Their processes died
  * with it (they wait on a pipe from us); the cgroups and files remain. */
-static void sweep_orphans(struct quiltd *d) {
+static void sweep_dir(struct quiltd *d, const char *parent) {
   char path[PATH_MAX];
-  snprintf(path, sizeof path, "%s/containers", d->cfg.root_dir);
-  cleanup_dir DIR *dir = opendir(path);
+  cleanup_dir DIR *dir = opendir(parent);
   struct dirent *de;
   while (dir && (de = readdir(dir))) {
     struct qerr err = QERR_INIT;
@@ -1817,12 +1861,20 @@ static void sweep_orphans(struct quiltd *d) {
       cgroup_kill_all(cg, &err);
       cgroup_destroy(cg, &err);
     }
-    snprintf(path, sizeof path, "%s/containers/%s", d->cfg.root_dir, de->d_name);
+    snprintf(path, sizeof path, "%s/%s", parent, de->d_name);
     if (rootfs_release(path, &err) < 0 || rm_rf(path, &err) < 0)
       log_warn("removing leftover %s: %s", path, err.msg);
     else
       log_info("removed leftover sandbox %.12s", de->d_name);
   }
+}
+
+static void sweep_orphans(struct quiltd *d) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/containers", d->cfg.root_dir);
+  sweep_dir(d, path);
+  if (strcmp(d->scratch.root, path) != 0)
+    sweep_dir(d, d->scratch.root);
 }
 
 int containers_restore(struct quiltd *d, struct qerr *err) {

@@ -72,6 +72,7 @@ struct container {
   bool busy;                       /* an operation holds it: do not free */
   struct container *defer_next;    /* d->deferred: exit cleanup pending */
   struct warm *warm;               /* created from the warm pool, not started yet */
+  int netns_fd;                    /* its network namespace, for the pool to reuse; -1 */
   char ip[16];                     /* bridge networking: "" when not attached */
   /* setup steps */
   char setup_key[65];              /* their layer, once known ("" before/none) */

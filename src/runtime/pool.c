@@ -54,7 +54,13 @@ static void remove_leftovers(struct warm *w) {
       log_warn("warm sandbox %.12s: %s", w->id, err.msg);
   }
   w->cg = NULL;
-  if (w->dir[0] && !w->keep_dir && janitor_remove(&d->janitor, w->dir, &err) < 0)
+  if (!w->dir[0] || w->keep_dir)
+    return;
+  char layer[PATH_MAX];
+  if (janitor_remove(&d->janitor, w->dir, &err) < 0)
+    log_warn("warm sandbox %.12s: %s", w->id, err.msg);
+  if (scratch_dir(&d->scratch, w->id, layer, &err) == 0 && strcmp(layer, w->dir) != 0 &&
+      janitor_remove(&d->janitor, layer, &err) < 0)
     log_warn("warm sandbox %.12s: %s", w->id, err.msg);
 }
 
@@ -68,8 +74,10 @@ static int setup_in_child(void *arg, int *procs, size_t *n, struct qerr *err) {
   struct warm *w = arg;
   struct quiltd *d = w->pool->d;
   struct rootfs_view view;
-  if (mkdir_p(w->dir, 0700, err) < 0 ||
-      rootfs_prepare(w->rootfs.lower, w->dir, d->overlay ? ROOTFS_OVERLAY : ROOTFS_COPY, &view,
+  char layer[PATH_MAX];
+  if (mkdir_p(w->dir, 0700, err) < 0 || scratch_dir(&d->scratch, w->id, layer, err) < 0 ||
+      mkdir_p(layer, 0700, err) < 0 ||
+      rootfs_prepare(w->rootfs.lower, layer, d->overlay ? ROOTFS_OVERLAY : ROOTFS_COPY, &view,
                      err) < 0)
     return err->code;
   if (!d->cgm)
@@ -102,6 +110,7 @@ static int clone_sandbox(struct warm_pool *p, struct warm *w, struct qerr *err) 
       .rootfs_writable = w->rootfs.overlay || w->rootfs.copied,
       .ns_flags = POOL_NS_FLAGS,
       .cgroup_fd = -1,
+      .netns_fd = p->n_spare_netns ? p->spare_netns[--p->n_spare_netns] : -1,
       .stdio = {-1, -1, -1},
       .child_setup = setup_in_child,
       .child_arg = w,
@@ -114,6 +123,7 @@ static int clone_sandbox(struct warm_pool *p, struct warm *w, struct qerr *err) 
     rc = spawn_sandbox(&sb, &w->proc, err);
   for (int i = 0; i < 3; i++)
     close_fd(&sb.stdio[i]);
+  close_fd(&sb.netns_fd); /* the child has its own copy */
   return rc;
 }
 
@@ -136,11 +146,12 @@ static int view_rootfs(struct warm_pool *p, struct warm *w, char lower[PATH_MAX]
 
 static int build(struct warm_pool *p, struct warm *w, struct qerr *err) {
   struct quiltd *d = p->d;
-  char lower[PATH_MAX];
+  char lower[PATH_MAX], layer[PATH_MAX];
   if (view_rootfs(p, w, lower, err) < 0 || container_new_id(w->id, err) < 0)
     return err->code;
   snprintf(w->dir, sizeof w->dir, "%s/containers/%s", d->cfg.root_dir, w->id);
-  if (rootfs_plan(lower, w->dir, d->overlay ? ROOTFS_OVERLAY : ROOTFS_COPY, &w->rootfs, err) < 0)
+  if (scratch_dir(&d->scratch, w->id, layer, err) < 0 ||
+      rootfs_plan(lower, layer, d->overlay ? ROOTFS_OVERLAY : ROOTFS_COPY, &w->rootfs, err) < 0)
     return err->code;
   return clone_sandbox(p, w, err);
 }
@@ -445,7 +456,22 @@ void pool_drop_layer(struct warm_pool *p, const char *layer_dir) {
       forget_view(p, i);
 }
 
+void pool_give_netns(struct warm_pool *p, int fd) {
+  if (p->target == 0 || p->stopped || p->n_spare_netns == POOL_SPARE_NETNS) {
+    close(fd);
+    return;
+  }
+  p->spare_netns[p->n_spare_netns++] = fd;
+  p->netns_given++;
+}
+
+static void close_spares(struct warm_pool *p) {
+  while (p->n_spare_netns)
+    close(p->spare_netns[--p->n_spare_netns]);
+}
+
 void pool_shutdown(struct warm_pool *p) {
+  close_spares(p);
   p->stopped = true;
   qtimer_cancel(&p->d->timers, &p->wake);
   qtimer_cancel(&p->d->timers, &p->expire);
@@ -466,6 +492,7 @@ void pool_discard_now(struct warm *w) {
 }
 
 void pool_free(struct warm_pool *p) {
+  close_spares(p);
   while (p->ready) {
     struct warm *w = p->ready;
     p->ready = w->next;
@@ -512,9 +539,16 @@ int pool_render_metrics(struct warm_pool *p, struct strbuf *out) {
       "# TYPE quilt_warm_pool_views gauge\nquilt_warm_pool_views %u\n"
       "# HELP quilt_warm_pool_views_learned_total Views learned from containers that missed.\n"
       "# TYPE quilt_warm_pool_views_learned_total counter\n"
-      "quilt_warm_pool_views_learned_total %llu\n",
+      "quilt_warm_pool_views_learned_total %llu\n"
+      "# HELP quilt_warm_pool_netns_given_total Network namespaces of exited containers "
+      "kept for sandboxes to reuse (if no packet crossed them).\n"
+      "# TYPE quilt_warm_pool_netns_given_total counter\n"
+      "quilt_warm_pool_netns_given_total %llu\n"
+      "# HELP quilt_warm_pool_netns_spare Network namespaces kept for the next sandboxes.\n"
+      "# TYPE quilt_warm_pool_netns_spare gauge\nquilt_warm_pool_netns_spare %u\n",
       p->target, p->n_ready, count_built(p), (unsigned long long)p->hits,
       (unsigned long long)p->misses, (unsigned long long)p->built,
       (unsigned long long)p->build_failures, count_views(p),
-      (unsigned long long)p->views_learned);
+      (unsigned long long)p->views_learned, (unsigned long long)p->netns_given,
+      p->n_spare_netns);
 }

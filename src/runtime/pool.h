@@ -48,6 +48,7 @@ struct warm {
 };
 
 #define POOL_MAX_VIEWS 4
+#define POOL_SPARE_NETNS 4
 #define POOL_VIEW_IDLE_NS (600ull * 1000000000ull)
 
 /* A rootfs the pool builds sandboxes of: an image, maybe under a setup
@@ -72,7 +73,9 @@ struct warm_pool {
   struct qtimer expire;        /* forgets idle learned views */
   uint64_t backoff_ns;         /* 0 while builds succeed */
   bool stopped;
-  uint64_t hits, misses, built, build_failures, views_learned;
+  int spare_netns[POOL_SPARE_NETNS]; /* see pool_give_netns */
+  unsigned n_spare_netns;
+  uint64_t hits, misses, built, build_failures, views_learned, netns_given;
 };
 
 /* The namespaces a pooled sandbox has: the default set. */
@@ -101,6 +104,14 @@ void pool_discard(struct warm_pool *p, struct warm *w);
 void pool_drop_image(struct warm_pool *p, const char *image_id);
 /* The same for a setup layer (its directory) about to be removed. */
 void pool_drop_layer(struct warm_pool *p, const char *layer_dir);
+/* Takes fd, the network namespace of a container that has exited (no
+ * process left in it), which never had more than the sandbox's default
+ * capabilities over it (no CAP_NET_ADMIN or CAP_SYS_ADMIN: it could not
+ * reconfigure it) and no bridge. The next sandbox joins it instead of
+ * creating one, if no packet crossed it (spawn.h): creating and destroying
+ * a network namespace is ~15% of a short container's CPU. Kept at most
+ * POOL_SPARE_NETNS; closed when unwanted. */
+void pool_give_netns(struct warm_pool *p, int fd);
 /* Daemon shutdown: discards everything and stops refilling. */
 void pool_shutdown(struct warm_pool *p);
 /* True while discarded sandboxes are still being reaped. */

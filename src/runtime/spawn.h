@@ -58,6 +58,11 @@ struct spawn_sandbox {
   int cgroup_procs[SPAWN_MAX_CGROUP_FDS];
   size_t n_cgroup_procs;
   int stdio[3];            /* fds that become 0, 1, 2 */
+  /* A network namespace an exited container left (pool.h), joined instead
+   * of making one when no packet has crossed it: then nothing of the old
+   * container is left in it and it is as good as new, for none of the cost
+   * of creating one (and of the kernel's tearing one down). -1: none. */
+  int netns_fd;
   /* Runs first in the child: a warm sandbox makes its own directories and
    * cgroup there, off the daemon's loop, adding the cgroup.procs fds to
    * join to procs[*n]. Returns 0 or fills err. */

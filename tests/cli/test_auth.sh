@@ -32,6 +32,8 @@ cleanup() {
     kill -9 "$DAEMON_PID" 2>/dev/null
   fi
   wait 2>/dev/null
+  # quiltd's scratch tmpfs stays mounted if it was killed with layers in it.
+  grep -o " $TMP/[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null
   rm -rf --one-file-system "$TMP"
 }
 trap cleanup EXIT

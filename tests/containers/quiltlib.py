@@ -126,8 +126,26 @@ def process_alive(pid):
     return state not in ("Z", "X")
 
 
+def scratch_of(root):
+    """The tmpfs quiltd keeps containers' writable layers on (--scratch)."""
+    return os.path.join(root, "scratch")
+
+
 def mounts_mentioning(path):
-    return [l for l in read_text("/proc/self/mountinfo").splitlines() if path in l]
+    """Mounts naming path, except a daemon's own scratch tmpfs under it."""
+    out = []
+    for l in read_text("/proc/self/mountinfo").splitlines():
+        if path in l and not l.split()[4].endswith("/scratch"):
+            out.append(l)
+    return out
+
+
+def unmount_scratch(root):
+    """A test's root may keep quiltd's scratch tmpfs mounted (containers
+    left in it, or quiltd killed): unmount it before deleting the root."""
+    path = scratch_of(root)
+    if os.path.ismount(path):
+        subprocess.run(["umount", "-l", path], check=False)
 
 
 # ------------------------------------------------------------------ daemon
@@ -242,6 +260,13 @@ class Daemon:
                                      % (timeout, self.log_tail()))
             time.sleep(0.05)
         return self.dir_ids()
+
+    def layer_dir(self, cid):
+        """Where a container's writable layer is: the scratch tmpfs, or its
+        directory with --scratch disk."""
+        if os.path.ismount(scratch_of(self.root)):
+            return os.path.join(scratch_of(self.root), cid)
+        return os.path.join(self.root, "containers", cid)
 
     def dir_ids(self):
         """Ids of everything under <root>/containers (containers and warm sandboxes)."""

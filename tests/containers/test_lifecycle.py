@@ -57,7 +57,10 @@ def pool_fds(daemon):
     read ends of its stdout and stderr)."""
     if not daemon.pool_enabled():
         return 0
-    return 5 * max(0, int(daemon.metric("quilt_warm_pool_size")) - 2)
+    # Plus the network namespaces of exited containers kept for the next
+    # sandboxes (one fd each).
+    return 5 * max(0, int(daemon.metric("quilt_warm_pool_size")) - 2) + \
+        int(daemon.metric("quilt_warm_pool_netns_spare"))
 
 
 def leftovers(daemon, ids, fd_baseline=None, timeout=10.0):
@@ -183,6 +186,7 @@ class QuiltTestCase(unittest.TestCase):
     def cleanup_daemons(cls):
         for d in cls.daemons:
             d.kill()
+            quiltlib.unmount_scratch(d.root)
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     @classmethod
@@ -595,6 +599,30 @@ class IsolationTest(QuiltTestCase):
         if shmid is not None:
             self.assertEqual(kv.get("shm"), "0", "host SysV shm segment visible inside")
 
+    def test_network_namespaces_are_reused_only_unused(self):
+        """Pool sandboxes join the network namespace of an exited container
+        instead of making one, but only one that no packet crossed and whose
+        container had no CAP_NET_ADMIN."""
+        if not self.daemon.pool_enabled():
+            self.skipTest("the warm pool is off (--warm-pool 0)")
+        netns = "readlink /proc/self/ns/net"
+
+        def run_ns(cmd=netns, **kw):
+            _, w, out = self.run_container(cmd, **kw)
+            self.assertEqual(w.exit_code, 0, out)
+            return out.decode().split()[0]
+
+        quiet = [run_ns() for _ in range(8)]
+        self.assertLess(len(set(quiet)), len(quiet),
+                        "8 containers in a row, none reused a namespace: %s" % quiet)
+        used = run_ns(netns + "; ping -c 1 -W 1 127.0.0.1 >/dev/null && echo pinged")
+        admin = run_ns(security=pb.Security(cap_add=["NET_ADMIN"]))
+        later = [run_ns() for _ in range(8)]
+        self.assertNotIn(used, later, "a namespace that carried packets was reused")
+        self.assertNotIn(admin, later, "a namespace under CAP_NET_ADMIN was reused")
+        self.assertLess(len(set(later)), len(later), later)
+        self.assertGreater(self.daemon.metric("quilt_warm_pool_netns_given_total"), 0)
+
     def test_user_namespace(self):
         script = "; ".join([
             'echo "id=$(id -u):$(id -g)"',
@@ -628,7 +656,7 @@ class IsolationTest(QuiltTestCase):
         self.assertEqual(kv.get("passwd"), "ok", out)
         # On the host: the change is in the container's own layer, owned by
         # the namespace's root; the image is untouched.
-        changed = os.path.join(self.daemon.root, "containers", c.id, "upper", "etc", "passwd")
+        changed = os.path.join(self.daemon.layer_dir(c.id), "upper", "etc", "passwd")
         st = os.stat(changed)
         self.assertEqual((st.st_uid, st.st_gid), (100000, 100000))
         image = self.get(c.id).image_id
@@ -1791,6 +1819,36 @@ class RestartTest(QuiltTestCase):
         self.assertEqual(self.logs(c.id, follow=False), before)
         self.assertEqual(self.logs(c.id, stream=pb.LOG_STREAM_STDOUT), b"bye\n")
         self.assertEqual(self.wait(c.id).exit_code, 3)
+
+    def test_scratch_keeps_layers_across_restart(self):
+        """Writable layers live on a tmpfs quiltd mounts at <root>/scratch; it
+        stays mounted while a layer is in it (across a restart) and is
+        unmounted by the quiltd that stops with none left."""
+        d = self.daemon
+        scratch = quiltlib.scratch_of(d.root)
+        if "--scratch" in " ".join(d.extra_args) + os.environ.get("QUILTD_EXTRA_ARGS", ""):
+            self.assertFalse(os.path.ismount(scratch))
+            self.skipTest("--scratch disk: layers are in the containers' directories")
+        self.assertTrue(os.path.ismount(scratch), "no tmpfs at %s" % scratch)
+        fstype = subprocess.run(["stat", "-f", "-c", "%T", scratch], capture_output=True,
+                                text=True).stdout.strip()
+        self.assertEqual(fstype, "tmpfs")
+        c = self.create("echo kept > /made")
+        self.assertEqual(self.wait(c.id).exit_code, 0)
+        made = os.path.join(scratch, c.id, "upper", "made")
+        self.assertEqual(quiltlib.read_text(made), "kept\n")
+        self.assertFalse(os.path.exists(os.path.join(d.root, "containers", c.id, "upper")))
+        d = self.restart()
+        self.assertTrue(os.path.ismount(scratch))
+        self.assertEqual(quiltlib.read_text(made), "kept\n")
+        self.stub.RemoveContainer(pb.RemoveContainerRequest(id=c.id), timeout=RPC_TIMEOUT)
+        deadline = time.monotonic() + 10
+        while os.path.exists(os.path.join(scratch, c.id)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertFalse(os.path.exists(os.path.join(scratch, c.id)))
+        self.assertEqual(d.stop(), 0, d.log_tail())
+        self.assertFalse(os.path.ismount(scratch), "quiltd left its empty scratch mounted")
+        self.replace_daemon(d.root)  # tearDown checks and stops this one
 
     def test_running_container_after_daemon_sigkill(self):
         c = self.create(["sleep", "1000"])

@@ -171,6 +171,10 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        # quiltd's scratch tmpfs stays mounted if it was killed with layers in it.
+        for line in open("/proc/self/mounts").read().splitlines():
+            if (" " + self.tmp + "/") in line:
+                subprocess.run(["umount", "-l", line.split()[1]], check=False)
         shutil.rmtree(self.tmp, ignore_errors=True)
         return rc
 

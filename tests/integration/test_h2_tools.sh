@@ -50,7 +50,9 @@ cleanup() {
     echo "--- quiltd log (tail) ---"
     tail -n 40 "$LOG"
   fi
-  rm -rf "$WORK"
+  # quiltd's scratch tmpfs stays mounted if it was killed with layers in it.
+  grep -o " $WORK/[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  rm -rf --one-file-system "$WORK"
   exit "$rc"
 }
 trap cleanup EXIT
