@@ -58,6 +58,7 @@ struct quiltd_config {
   bool io_uring_compat;        /* use only what kernel 5.15 offers */
   bool no_overlay;             /* act as if overlayfs were missing */
   bool no_idmap;               /* act as if idmapped mounts were missing */
+  bool no_zygote;              /* the pool's sandboxes forked by quiltd itself */
   bool scratch_disk;           /* containers' writable layers on the disk, not a tmpfs */
   const char *scratch_size;    /* the scratch tmpfs's size= ("50%" when NULL) */
   /* Memory limit of containers that ask for none, MiB; 0: none; -1 (the

@@ -37,6 +37,8 @@ static void usage(FILE *f) {
           "  --no-overlay          behave as without overlayfs: images read-only (testing)\n"
           "  --no-idmap            behave as without idmapped mounts: user-namespaced\n"
           "                        containers get shifted image copies (testing)\n"
+          "  --no-zygote           fork the warm pool's sandboxes from quiltd itself\n"
+          "                        instead of its small zygote process (testing)\n"
           "  --default-rootfs DIR  rootfs directory for containers that name no image\n"
           "                        (default: the built-in busybox image)\n"
           "  --default-image TAR   tarball imported as busybox:latest at first start\n"
@@ -155,7 +157,7 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg, const ch
   enum { O_SOCKET = 256, O_LISTEN, O_ROOT, O_MAXCONN, O_MAXSTREAMS, O_MAXMSG, O_IDLE, O_SENDTO, O_LOG,
          O_VERSION, O_COMPAT, O_ROOTFS, O_CGPARENT, O_LOGMAX, O_USERNS, O_DEFIMAGE, O_IMGMAX, O_NOOVERLAY, O_NOIDMAP, O_DEFMEM, O_WARMPOOL, O_BRIDGE, O_SUBNET, O_DNS, O_NPM, O_PIP, O_GEM, O_APT, O_APK,
          O_HTTP_PROXY, O_HTTPS_PROXY, O_NO_PROXY, O_TOKEN_FILE, O_INSECURE, O_MOUNT_DENY,
-         O_SCRATCH, O_SCRATCH_SIZE };
+         O_SCRATCH, O_SCRATCH_SIZE, O_NOZYGOTE };
   static const struct option opts[] = {
       {"socket", required_argument, 0, O_SOCKET},
       {"listen", required_argument, 0, O_LISTEN},
@@ -195,6 +197,7 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg, const ch
       {"mount-deny", required_argument, 0, O_MOUNT_DENY},
       {"scratch", required_argument, 0, O_SCRATCH},
       {"scratch-size", required_argument, 0, O_SCRATCH_SIZE},
+      {"no-zygote", no_argument, 0, O_NOZYGOTE},
       {0, 0, 0, 0}};
   int c;
   unsigned long long v;
@@ -231,6 +234,7 @@ static int parse_args(int argc, char **argv, struct quiltd_config *cfg, const ch
     case O_DEFIMAGE: cfg->default_image = optarg; break;
     case O_NOOVERLAY: cfg->no_overlay = true; break;
     case O_NOIDMAP: cfg->no_idmap = true; break;
+    case O_NOZYGOTE: cfg->no_zygote = true; break;
     case O_BRIDGE: cfg->bridge_name = optarg; break;
     case O_SUBNET: cfg->bridge_subnet = optarg; break;
     case O_DNS: cfg->bridge_dns = optarg; break;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -74,6 +75,7 @@ static int setup_in_child(void *arg, int *procs, size_t *n, struct qerr *err) {
   struct warm *w = arg;
   struct quiltd *d = w->pool->d;
   struct rootfs_view view;
+  prctl(PR_SET_NAME, "quilt-sandbox"); /* else the name of whoever forked it */
   char layer[PATH_MAX];
   if (mkdir_p(w->dir, 0700, err) < 0 || scratch_dir(&d->scratch, w->id, layer, err) < 0 ||
       mkdir_p(layer, 0700, err) < 0 ||
@@ -99,8 +101,9 @@ static int open_stdio(struct warm *w, int child[3], struct qerr *err) {
   return logs_pipes(w->pipes, child + 1, err);
 }
 
-static int clone_sandbox(struct warm_pool *p, struct warm *w, struct qerr *err) {
-  struct quiltd *d = p->d;
+/* Clones w's sandbox (in quiltd, or in the zygote with clone_parent). */
+static int spawn_warm(struct warm_pool *p, struct warm *w, const int stdio[3], int netns_fd,
+                      bool clone_parent, struct spawn_result *res, struct qerr *err) {
   struct spawn_sandbox sb = {
       .rootfs = w->rootfs.merged,
       .overlay_lower = w->rootfs.overlay ? w->rootfs.lower : NULL,
@@ -110,20 +113,57 @@ static int clone_sandbox(struct warm_pool *p, struct warm *w, struct qerr *err) 
       .rootfs_writable = w->rootfs.overlay || w->rootfs.copied,
       .ns_flags = POOL_NS_FLAGS,
       .cgroup_fd = -1,
-      .netns_fd = p->n_spare_netns ? p->spare_netns[--p->n_spare_netns] : -1,
-      .stdio = {-1, -1, -1},
+      .netns_fd = netns_fd,
+      .clone_parent = clone_parent,
+      .stdio = {stdio[0], stdio[1], stdio[2]},
       .child_setup = setup_in_child,
       .child_arg = w,
       .announce_ready = true,
-      .seccomp = &d->seccomp,
+      .seccomp = &p->d->seccomp,
       .seccomp_early = true,
   };
-  int rc = open_stdio(w, sb.stdio, err);
-  if (rc == 0)
-    rc = spawn_sandbox(&sb, &w->proc, err);
+  return spawn_sandbox(&sb, res, err);
+}
+
+/* Its directory and the view of `lower` it will mount. */
+static int plan(struct warm_pool *p, struct warm *w, const char *lower, struct qerr *err) {
+  struct quiltd *d = p->d;
+  char layer[PATH_MAX];
+  snprintf(w->dir, sizeof w->dir, "%s/containers/%s", d->cfg.root_dir, w->id);
+  if (scratch_dir(&d->scratch, w->id, layer, err) < 0 ||
+      rootfs_plan(lower, layer, d->overlay ? ROOTFS_OVERLAY : ROOTFS_COPY, &w->rootfs, err) < 0)
+    return err->code;
+  return 0;
+}
+
+/* In the zygote: the same sandbox, from its request. */
+static int zygote_build(void *arg, const struct zygote_req *req, struct spawn_result *res,
+                        struct qerr *err) {
+  struct warm_pool *p = arg;
+  struct warm w = {.pool = p};
+  memcpy(w.id, req->id, sizeof w.id);
+  if (plan(p, &w, req->lower, err) < 0)
+    return err->code;
+  return spawn_warm(p, &w, req->stdio, req->netns_fd, true, res, err);
+}
+
+static int clone_sandbox(struct warm_pool *p, struct warm *w, struct qerr *err) {
+  int stdio[3] = {-1, -1, -1};
+  int netns = p->n_spare_netns ? p->spare_netns[--p->n_spare_netns] : -1;
+  int rc = open_stdio(w, stdio, err);
+  if (rc == 0 && p->zygote.sock >= 0) {
+    struct zygote_req req = {.stdio = {stdio[0], stdio[1], stdio[2]}, .netns_fd = netns};
+    memcpy(req.id, w->id, sizeof req.id);
+    snprintf(req.lower, sizeof req.lower, "%s", w->rootfs.lower);
+    rc = zygote_spawn(&p->zygote, &req, &w->proc, err);
+    if (rc < 0 && p->zygote.sock < 0) /* it is gone: fork ourselves */
+      rc = spawn_warm(p, w, stdio, netns, false, &w->proc, err);
+  } else if (rc == 0) {
+    rc = spawn_warm(p, w, stdio, netns, false, &w->proc, err);
+  }
   for (int i = 0; i < 3; i++)
-    close_fd(&sb.stdio[i]);
-  close_fd(&sb.netns_fd); /* the child has its own copy */
+    close_fd(&stdio[i]);
+  close_fd(&netns); /* the child has its own copy */
   return rc;
 }
 
@@ -145,13 +185,10 @@ static int view_rootfs(struct warm_pool *p, struct warm *w, char lower[PATH_MAX]
 }
 
 static int build(struct warm_pool *p, struct warm *w, struct qerr *err) {
-  struct quiltd *d = p->d;
-  char lower[PATH_MAX], layer[PATH_MAX];
+  char lower[PATH_MAX];
   if (view_rootfs(p, w, lower, err) < 0 || container_new_id(w->id, err) < 0)
     return err->code;
-  snprintf(w->dir, sizeof w->dir, "%s/containers/%s", d->cfg.root_dir, w->id);
-  if (scratch_dir(&d->scratch, w->id, layer, err) < 0 ||
-      rootfs_plan(lower, layer, d->overlay ? ROOTFS_OVERLAY : ROOTFS_COPY, &w->rootfs, err) < 0)
+  if (plan(p, w, lower, err) < 0)
     return err->code;
   return clone_sandbox(p, w, err);
 }
@@ -250,7 +287,11 @@ void pool_refill(struct warm_pool *p) {
 
 void pool_init(struct warm_pool *p, struct quiltd *d, unsigned target) {
   *p = (struct warm_pool){.d = d, .target = target};
+  p->zygote = (struct zygote){.pidfd = -1, .sock = -1};
   p->views[0].used = target > 0;
+  struct qerr err = QERR_INIT;
+  if (target && !d->cfg.no_zygote && zygote_start(&p->zygote, zygote_build, p, &err) < 0)
+    log_warn("%s: quiltd forks the sandboxes itself", err.msg);
   if (target)
     qtimer_after(&d->timers, &p->wake, 0, on_wake);
 }
@@ -472,6 +513,7 @@ static void close_spares(struct warm_pool *p) {
 
 void pool_shutdown(struct warm_pool *p) {
   close_spares(p);
+  zygote_stop(&p->zygote);
   p->stopped = true;
   qtimer_cancel(&p->d->timers, &p->wake);
   qtimer_cancel(&p->d->timers, &p->expire);
@@ -493,6 +535,7 @@ void pool_discard_now(struct warm *w) {
 
 void pool_free(struct warm_pool *p) {
   close_spares(p);
+  zygote_stop(&p->zygote);
   while (p->ready) {
     struct warm *w = p->ready;
     p->ready = w->next;

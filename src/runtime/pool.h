@@ -27,6 +27,7 @@
 #include "runtime/rootfs.h"
 #include "common/strbuf.h"
 #include "runtime/spawn.h"
+#include "runtime/zygote.h"
 
 struct quiltd;
 struct cgroup;
@@ -73,6 +74,7 @@ struct warm_pool {
   struct qtimer expire;        /* forgets idle learned views */
   uint64_t backoff_ns;         /* 0 while builds succeed */
   bool stopped;
+  struct zygote zygote;        /* forks the sandboxes; none: quiltd does */
   int spare_netns[POOL_SPARE_NETNS]; /* see pool_give_netns */
   unsigned n_spare_netns;
   uint64_t hits, misses, built, build_failures, views_learned, netns_given;

@@ -664,10 +664,12 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
  * (the parent writes its id maps before the child goes on). */
 static long clone_child(const struct spawn_sandbox *sb, int *pidfd) {
   uint64_t ns = (uint64_t)sb->ns_flags & (CLONE_NEWPID | CLONE_NEWUSER | (unsigned)sb->clone_ns);
+  uint64_t parent = sb->clone_parent ? CLONE_PARENT : 0;
   struct clone_args args = {
-      .flags = ns | CLONE_PIDFD,
+      .flags = ns | parent | CLONE_PIDFD,
       .pidfd = (uint64_t)(uintptr_t)pidfd,
-      .exit_signal = SIGCHLD,
+      /* With CLONE_PARENT the kernel uses the caller's own exit signal. */
+      .exit_signal = parent ? 0 : SIGCHLD,
   };
   if (sb->cgroup_fd >= 0) {
     args.flags |= CLONE_INTO_CGROUP;
@@ -678,7 +680,8 @@ static long clone_child(const struct spawn_sandbox *sb, int *pidfd) {
     return pid;
   /* Kernels before 5.3: clone() with CLONE_PIDFD returns the pidfd in the
    * parent_tid slot. */
-  return syscall(SYS_clone, (unsigned long)ns | CLONE_PIDFD | SIGCHLD, NULL, pidfd, NULL, 0);
+  return syscall(SYS_clone, (unsigned long)(ns | parent) | CLONE_PIDFD | (parent ? 0 : SIGCHLD),
+                 NULL, pidfd, NULL, 0);
 }
 
 int spawn_sandbox(const struct spawn_sandbox *sb, struct spawn_result *res, struct qerr *err) {

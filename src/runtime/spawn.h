@@ -63,6 +63,9 @@ struct spawn_sandbox {
    * container is left in it and it is as good as new, for none of the cost
    * of creating one (and of the kernel's tearing one down). -1: none. */
   int netns_fd;
+  /* The child becomes the caller's sibling (CLONE_PARENT): the zygote
+   * (zygote.h) builds sandboxes that are quiltd's children. */
+  bool clone_parent;
   /* Runs first in the child: a warm sandbox makes its own directories and
    * cgroup there, off the daemon's loop, adding the cgroup.procs fds to
    * join to procs[*n]. Returns 0 or fills err. */

@@ -19,6 +19,7 @@ import ctypes
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -1848,6 +1849,40 @@ class RestartTest(QuiltTestCase):
         self.assertFalse(os.path.exists(os.path.join(scratch, c.id)))
         self.assertEqual(d.stop(), 0, d.log_tail())
         self.assertFalse(os.path.ismount(scratch), "quiltd left its empty scratch mounted")
+        self.replace_daemon(d.root)  # tearDown checks and stops this one
+
+    def test_zygote_forks_sandboxes_for_quiltd(self):
+        """The warm pool's sandboxes come from the quilt-zygote process but
+        are quiltd's children (CLONE_PARENT); the zygote goes with quiltd."""
+        self.require_pool()
+        d = self.daemon
+        d.wait_pool_ready()
+
+        def children(name):
+            out = []
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
+                try:
+                    st = quiltlib.read_text("/proc/%s/status" % pid)
+                except OSError:
+                    continue
+                fields = dict(l.split(":\t", 1) for l in st.splitlines() if ":\t" in l)
+                if fields.get("Name") == name and int(fields["PPid"]) == d.pid:
+                    out.append(int(pid))
+            return out
+
+        zygotes = children("quilt-zygote")
+        self.assertEqual(len(zygotes), 1, "quiltd's zygote processes: %s" % zygotes)
+        self.assertGreaterEqual(len(children("quilt-sandbox")), 2)
+        c = self.create(["sleep", "100"])
+        ppid = [l for l in quiltlib.read_text("/proc/%d/status" % c.pid).splitlines()
+                if l.startswith("PPid:")]
+        self.assertEqual(ppid, ["PPid:\t%d" % d.pid])
+        self.kill(c.id, signal.SIGKILL)
+        self.assertEqual(self.wait(c.id).signal, signal.SIGKILL)
+        self.assertEqual(d.stop(), 0, d.log_tail())
+        self.assertFalse(quiltlib.process_alive(zygotes[0]), "the zygote outlived quiltd")
         self.replace_daemon(d.root)  # tearDown checks and stops this one
 
     def test_running_container_after_daemon_sigkill(self):
