@@ -341,6 +341,19 @@ class CopyTest(CopyBase):
             self.assertEqual([n for n in tar_members(tar) if name in n], [])
         self.assertNoHelpers()
 
+    def test_paused_container(self):
+        c = self.sleeper("echo before > /f")
+        deadline = time.monotonic() + 10
+        while b"before" not in self.exec_out(c.id, "cat /f 2>/dev/null || true"):
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        self.stub.PauseContainer(pb.PauseContainerRequest(id=c.id), timeout=RPC_TIMEOUT)
+        self.copy_in(c.id, "/", tar_bytes([("while-paused", "file", b"p\n")]))
+        self.assertIn("f", tar_members(self.copy_out(c.id, "/f")[1]))
+        self.stub.ResumeContainer(pb.ResumeContainerRequest(id=c.id), timeout=RPC_TIMEOUT)
+        self.assertEqual(self.exec_out(c.id, "cat /while-paused"), b"p\n")
+        self.assertNoHelpers()
+
     def test_errors_are_statuses(self):
         c = self.sleeper("mkdir /d && touch /d/file")
         tar = tar_bytes([("f", "file", b"x")])
@@ -370,8 +383,8 @@ class CopyTest(CopyBase):
         while b"big" not in self.exec_out(c.id, "ls /") and time.monotonic() < deadline:
             time.sleep(0.1)
         fds = d.fd_count()
-        host_mounts = len(quiltlib.read_text("/proc/self/mountinfo").splitlines())
-        daemon_mounts = quiltlib.read_text("/proc/%d/mountinfo" % d.pid)
+        host_mounts = set(quiltlib.read_text("/proc/self/mountinfo").splitlines())
+        daemon_mounts = set(quiltlib.read_text("/proc/%d/mountinfo" % d.pid).splitlines())
         for ref in (c.id, stopped.id):
             self.copy_out(ref, "/big")
             self.copy_in(ref, "/", tar_bytes([("small", "file", b"s")]))
@@ -391,6 +404,8 @@ class CopyTest(CopyBase):
             time.sleep(0.3)
             fut.cancel()
             stop.set()
+            # Until it is reaped the helper holds a stopped container's filesystem.
+            self.assertNoHelpers()
             # A deadline.
             with self.assertRaises(grpc.RpcError) as cm:
                 for _ in self.stub.CopyOut(pb.CopyOutRequest(container=ref, path="/big"),
@@ -420,9 +435,13 @@ class CopyTest(CopyBase):
             time.sleep(0.1)
         self.assertLessEqual(d.fd_count(), fds + test_lifecycle.FD_TOLERANCE,
                              test_lifecycle.fd_listing(d.pid))
-        self.assertEqual(len(quiltlib.read_text("/proc/self/mountinfo").splitlines()),
-                         host_mounts)
-        self.assertEqual(quiltlib.read_text("/proc/%d/mountinfo" % d.pid), daemon_mounts)
+        # Other work on this machine may mount and unmount meanwhile: what
+        # must not appear is a mount of ours (an overlay, anything under our
+        # root), in the host's namespace or the daemon's.
+        for where, before in (("self", host_mounts), (str(d.pid), daemon_mounts)):
+            added = set(quiltlib.read_text("/proc/%s/mountinfo" % where).splitlines()) - before
+            self.assertEqual([m for m in added if self.tmp in m or " overlay " in m], [],
+                             "mounts left in /proc/%s/mountinfo" % where)
         self.assertEqual([x for x in os.listdir(os.path.join(d.root, "containers", c.id))
                           if x.startswith("copy-work")], [])
 
