@@ -166,7 +166,14 @@ class CopyBase(QuiltTestCase):
         return r.stdout
 
     def sleeper(self, setup="", **kw):
-        return self.create("%s%ssleep 1000" % (setup, "; " if setup else ""), **kw)
+        """A running container, once its setup commands are done."""
+        c = self.create("%s%stouch /.ready; sleep 1000" % (setup, "; " if setup else ""), **kw)
+        deadline = time.monotonic() + 10
+        while self.stub.Exec(pb.ExecRequest(id=c.id, command=["test", "-e", "/.ready"]),
+                             timeout=30).exit_code != 0:
+            self.assertLess(time.monotonic(), deadline, "the container's setup did not end")
+            time.sleep(0.02)
+        return c
 
     def exited(self, script, **kw):
         c = self.create(script, **kw)
@@ -345,10 +352,6 @@ class CopyTest(CopyBase):
 
     def test_paused_container(self):
         c = self.sleeper("echo before > /f")
-        deadline = time.monotonic() + 10
-        while b"before" not in self.exec_out(c.id, "cat /f 2>/dev/null || true"):
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.05)
         self.stub.PauseContainer(pb.PauseContainerRequest(id=c.id), timeout=RPC_TIMEOUT)
         self.copy_in(c.id, "/", tar_bytes([("while-paused", "file", b"p\n")]))
         self.assertIn("f", tar_members(self.copy_out(c.id, "/f")[1]))
@@ -381,9 +384,6 @@ class CopyTest(CopyBase):
         d = self.daemon
         c = self.sleeper("dd if=/dev/zero of=/big bs=1M count=32 2>/dev/null")
         stopped = self.exited("dd if=/dev/zero of=/big bs=1M count=32 2>/dev/null")
-        deadline = time.monotonic() + 10
-        while b"big" not in self.exec_out(c.id, "ls /") and time.monotonic() < deadline:
-            time.sleep(0.1)
         fds = d.fd_count()
         host_mounts = set(quiltlib.read_text("/proc/self/mountinfo").splitlines())
         daemon_mounts = set(quiltlib.read_text("/proc/%d/mountinfo" % d.pid).splitlines())
