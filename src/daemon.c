@@ -300,7 +300,7 @@ static bool runtime_busy(const struct quiltd *d) {
   for (const struct container *c = d->containers; c; c = c->next)
     if (container_is_active(c) || c->busy || !logs_idle(c))
       return true;
-  return d->execs_running > 0 || pool_busy(&d->pool);
+  return d->execs_running > 0 || d->copies_running > 0 || pool_busy(&d->pool);
 }
 
 /* One transaction per loop turn, committed before its replies leave. */

@@ -108,6 +108,7 @@ struct quiltd {
   struct janitor janitor;      /* deletes directory trees off the loop */
   struct idmap_cache idmap;    /* images as user-namespaced containers see them */
   unsigned execs_running;      /* exec'd processes not yet reaped (exec.c) */
+  unsigned copies_running;     /* quilt-copy helpers not yet reaped (copy.c) */
   struct netbridge *net;       /* opened by the first bridged container */
   struct store *store;
   unsigned events_since_trim;

@@ -102,6 +102,7 @@ extern const struct cli_command cli_cmd_logs;
 extern const struct cli_command cli_cmd_stop;
 extern const struct cli_command cli_cmd_kill;
 extern const struct cli_command cli_cmd_exec;
+extern const struct cli_command cli_cmd_cp;
 extern const struct cli_command cli_cmd_pause;
 extern const struct cli_command cli_cmd_unpause;
 extern const struct cli_command cli_cmd_resume;

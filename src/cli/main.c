@@ -14,7 +14,7 @@
 
 static const struct cli_command *const commands[] = {
     &cli_cmd_run,    &cli_cmd_create, &cli_cmd_start, &cli_cmd_status, &cli_cmd_list,
-    &cli_cmd_ps,     &cli_cmd_logs,   &cli_cmd_exec,  &cli_cmd_stop,  &cli_cmd_kill,   &cli_cmd_pause,
+    &cli_cmd_ps,     &cli_cmd_logs,   &cli_cmd_exec,  &cli_cmd_cp,    &cli_cmd_stop,  &cli_cmd_kill,   &cli_cmd_pause,
     &cli_cmd_unpause, &cli_cmd_resume, &cli_cmd_remove,
     &cli_cmd_rm,     &cli_cmd_wait,   &cli_cmd_events, &cli_cmd_stats, &cli_cmd_import,
     &cli_cmd_images, &cli_cmd_image,  &cli_cmd_rmi,    &cli_cmd_prune, &cli_cmd_volume, &cli_cmd_volumes, &cli_cmd_health,

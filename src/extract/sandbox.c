@@ -108,8 +108,8 @@ static int drop_caps(bool allow_devices, char *why, size_t whylen) {
   return 0;
 }
 
-static int set_limits(uint64_t max_file_bytes, char *why, size_t whylen) {
-  struct rlimit rl = {64, 64};
+static int set_limits(uint64_t max_file_bytes, unsigned max_fds, char *why, size_t whylen) {
+  struct rlimit rl = {max_fds ? max_fds : 64, max_fds ? max_fds : 64};
   if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
     return fail(why, whylen, "setting RLIMIT_NOFILE");
   rl = (struct rlimit){0, 0};
@@ -192,12 +192,16 @@ int sandbox_enter(const char *staging, const struct sandbox_opts *o, char *why, 
   if (enter_root(staging, why, whylen) < 0)
     return -1;
   umask(022);
+  return sandbox_confine(o, why, whylen);
+}
+
+int sandbox_confine(const struct sandbox_opts *o, char *why, size_t whylen) {
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     return fail(why, whylen, "setting no_new_privs");
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
     return fail(why, whylen, "clearing the dumpable flag");
   if (drop_caps(o->allow_devices, why, whylen) < 0 ||
-      set_limits(o->max_file_bytes, why, whylen) < 0 || install_seccomp(why, whylen) < 0)
+      set_limits(o->max_file_bytes, o->max_fds, why, whylen) < 0 || install_seccomp(why, whylen) < 0)
     return -1;
   return 0;
 }

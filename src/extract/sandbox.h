@@ -24,10 +24,14 @@
 struct sandbox_opts {
   bool allow_devices;
   uint64_t max_file_bytes;   /* 0: no RLIMIT_FSIZE */
+  unsigned max_fds;          /* RLIMIT_NOFILE; 0: 64 */
 };
 
 /* Returns 0, or -1 with a reason in why (errno kept). */
 int sandbox_enter(const char *staging, const struct sandbox_opts *o, char *why, size_t whylen);
+/* Everything sandbox_enter does but the chroot, for a caller that chose
+ * its root itself (quilt-copy: a container's root filesystem). */
+int sandbox_confine(const struct sandbox_opts *o, char *why, size_t whylen);
 
 /* One line describing the confinement as seen from inside, for
  * quilt-extract --check-sandbox (tests). */

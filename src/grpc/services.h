@@ -29,6 +29,11 @@ void rpc_wait(struct grpc_call *call, const ProtobufCMessage *req);
 void rpc_logs(struct grpc_call *call, const ProtobufCMessage *req);
 void rpc_stats(struct grpc_call *call, const ProtobufCMessage *req);
 
+/* File methods (svc_copy.c). */
+void rpc_copy_out(struct grpc_call *call, const ProtobufCMessage *req);
+void rpc_copy_in(struct grpc_call *call, const ProtobufCMessage *req);
+void rpc_copy_in_done(struct grpc_call *call);
+
 /* Image methods (svc_images.c). */
 void rpc_import_image(struct grpc_call *call, const ProtobufCMessage *req);
 void rpc_upload_image(struct grpc_call *call, const ProtobufCMessage *req);

@@ -23,6 +23,7 @@
 #include "grpc/services.h"
 #include "runtime/caps.h"
 #include "runtime/cgroup.h"
+#include "runtime/copy.h"
 #include "runtime/image_jobs.h"
 #include "runtime/images.h"
 #include "runtime/logs.h"
@@ -1476,6 +1477,14 @@ void container_start_rpc(struct quiltd *d, struct grpc_call *call, struct contai
                      c->id);
     return;
   }
+  /* Its overlay is mounted by the copy: a second mount of the same upper
+   * and work dirs is refused by the kernel, or worse. */
+  if (copy_holds_rootfs(c)) {
+    grpc_call_finish(call, GRPC_UNAVAILABLE,
+                     "container %.12s: a copy from its filesystem is in progress; start it "
+                     "once that ends", c->id);
+    return;
+  }
   if (add_waiter(c, call, W_START) < 0)
     return;
   struct qerr err = QERR_INIT;
@@ -1713,6 +1722,7 @@ static void do_remove(struct container *c) {
     bury(c);
   logs_close(c);
   release_cgroup(c);
+  copy_container_removed(c);
   if (c->warm) /* never started: the pool removes its files once it is dead */
     pool_discard(&d->pool, take_ptr(c->warm));
   else
@@ -1922,6 +1932,49 @@ void containers_free(struct quiltd *d) {
     unlink_container(d, c);
     container_free(c);
   }
+}
+
+/* ------------------------------------------------------------ copies */
+
+int container_ns_flags(const struct container *c) { return ns_flags(c->spec); }
+
+int container_rootfs_view(struct container *c, struct rootfs_view *out, struct qerr *err) {
+  if (c->rootfs.lower[0] || c->rootfs.copied) {
+    *out = c->rootfs;
+    return 0;
+  }
+  char image[PATH_MAX], image_id[65] = "", layer_dir[PATH_MAX], upper[PATH_MAX + 8];
+  struct stat st;
+  if (scratch_dir(&c->d->scratch, c->id, layer_dir, err) < 0)
+    return err->code;
+  snprintf(upper, sizeof upper, "%s/upper", layer_dir);
+  if (lstat(upper, &st) < 0) {
+    /* A copy: merged is all there is. Neither: the scratch tmpfs it was
+     * on did not survive a reboot. */
+    if (lstat(c->rootfs.merged, &st) < 0 || !S_ISDIR(st.st_mode))
+      return qerr_status(err, GRPC_FAILED_PRECONDITION, ENOENT,
+                         "container %.12s's files are gone (its writable layer was on the "
+                         "scratch tmpfs, which a reboot empties)", c->id);
+    if (rootfs_plan(c->rootfs.merged, layer_dir, ROOTFS_COPY, out, err) < 0)
+      return err->code;
+    snprintf(out->merged, sizeof out->merged, "%s", c->rootfs.merged);
+    out->copied = true;
+    return 0;
+  }
+  const char *ref = c->image_id[0] ? c->image_id : c->spec->image;
+  if (container_resolve_image(c->d, ref, image, image_id, err) < 0 ||
+      rootfs_plan(image, layer_dir, ROOTFS_OVERLAY, out, err) < 0)
+    return err->code;
+  char key[65];
+  struct qerr ignore = QERR_INIT;
+  if (c->spec->n_setup && setup_key_of(c, key, &ignore) == 0 && layer_present(c->d, key)) {
+    char layer[PATH_MAX], lower[PATH_MAX];
+    layer_path(c->d, key, layer);
+    if (snprintf(lower, sizeof lower, "%s:%s", layer, out->lower) >= (int)sizeof lower)
+      return qerr_set(err, ENAMETOOLONG, "overlay lowerdir too long");
+    memcpy(out->lower, lower, sizeof lower);
+  }
+  return 0;
 }
 
 /* ------------------------------------------------------------ exec */

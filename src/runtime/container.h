@@ -78,6 +78,7 @@ struct container {
   char setup_key[65];              /* their layer, once known ("" before/none) */
   bool setup_reused;               /* the layer was there: the steps did not run */
   struct setup_run *setup;         /* while the steps run */
+  struct copy_job *copies;         /* CopyIn/CopyOut in progress (copy.c) */
 };
 
 /* Validates the spec, records the container (state created) and, unless
@@ -117,6 +118,13 @@ int container_new_id(char out[65], struct qerr *err);
  * directory). */
 int container_resolve_image(struct quiltd *d, const char *ref, char rootfs[PATH_MAX],
                             char image_id[65], struct qerr *err);
+
+/* The namespaces the container's processes have (CLONE_NEW* flags). */
+int container_ns_flags(const struct container *c);
+/* Its rootfs view, also for an exited container the daemon restored
+ * after a restart (only the merged dir is stored: the rest is found again,
+ * its setup layer included). For copies out of a stopped container. */
+int container_rootfs_view(struct container *c, struct rootfs_view *out, struct qerr *err);
 
 /* Finds by full id, name, or unique id prefix; NOT_FOUND / ambiguous
  * errors are recorded in err. */

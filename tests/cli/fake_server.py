@@ -9,6 +9,11 @@ Two kinds of server:
     GetSystemInfo  reads MODE_FILE (if given): "ok" (default), "notfound"
                    (abort, Trailers-Only), "slow" (sleep 5 s), "empty-error"
                    (abort with no message)
+    CopyOut        a crafted archive named after the path, as a container's
+                   root could make one: /through-symlink (a symlink to
+                   ../../victim, then a file through it), /dotdot (../x),
+                   /absolute (an absolute name), /device (a device node,
+                   then a file); each a directory "evil" holding them
     Health/Check   service ""/"quilt.v1.Quilt"/"nowatch": SERVING;
                    "down": NOT_SERVING; "slow": sleeps 5 s; "ctrl": INTERNAL
                    with control characters; "long": INTERNAL with 800 bytes;
@@ -104,7 +109,37 @@ def make_quilt_servicer(pb, pb_grpc, mode_file, log):
             if mode == "slow":
                 time.sleep(5)
             return system_info(pb)
+
+        def CopyOut(self, request, context):
+            log("CopyOut path=%s" % request.path)
+            yield pb.CopyChunk(stat=pb.CopyStat(name="evil", mode=0o40755, is_dir=True))
+            yield pb.CopyChunk(data=crafted_tar(request.path))
     return Quilt()
+
+
+def crafted_tar(kind):
+    import io
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        def add(name, typ=tarfile.REGTYPE, data=b"", link=""):
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.linkname, ti.size = typ, link, len(data)
+            if typ == tarfile.CHRTYPE:
+                ti.devmajor, ti.devminor = 8, 0
+            tf.addfile(ti, io.BytesIO(data) if data else None)
+        add("evil", tarfile.DIRTYPE)
+        if kind == "/through-symlink":
+            add("evil/l", tarfile.SYMTYPE, link="../../victim")
+            add("evil/l/pwned", data=b"pwned\n")
+        elif kind == "/dotdot":
+            add("evil/../../pwned", data=b"pwned\n")
+        elif kind == "/absolute":
+            add("/tmp/quilt-fake-pwned", data=b"pwned\n")
+        elif kind == "/device":
+            add("evil/sda", tarfile.CHRTYPE)
+            add("evil/after", data=b"after\n")
+    return buf.getvalue()
 
 
 def make_health_servicer(hpb, hpb_grpc, log):

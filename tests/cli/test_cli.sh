@@ -347,5 +347,26 @@ run --socket "$TMP/raw/stream.sock" --timeout 5 health --wait
 want_rc 0; want_out_is "SERVING"; want_faster 3000
 end
 
+# cp unpacks what a container's root may have crafted: nothing may land
+# outside the destination.
+mkdir -p "$TMP/cp/victim" "$TMP/cp/dest"
+for kind in through-symlink dotdot absolute; do
+  begin "cp refuses a crafted archive ($kind)"
+  run --socket "$SOCK" cp "c:/$kind" "$TMP/cp/dest/out-$kind"
+  want_rc 1; want_one_err_line; want_err "quilt-cli: cp: "
+  [ -z "$(ls "$TMP/cp/victim")" ] || problems+=("landed in the victim dir: $(ls "$TMP/cp/victim")")
+  [ ! -e "$TMP/cp/pwned" ] && [ ! -e "$TMP/pwned" ] && [ ! -e /tmp/quilt-fake-pwned ] ||
+    problems+=("landed outside the destination")
+  end
+done
+rm -f /tmp/quilt-fake-pwned
+
+begin "cp skips device nodes out of a container"
+run --socket "$SOCK" cp c:/device "$TMP/cp/dest/dev"
+want_rc 0; want_err "skipping device node evil/sda"
+[ ! -e "$TMP/cp/dest/dev/sda" ] || problems+=("the device node was made")
+[ "$(cat "$TMP/cp/dest/dev/after" 2>/dev/null)" = after ] || problems+=("the next entry is missing")
+end
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

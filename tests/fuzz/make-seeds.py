@@ -18,21 +18,18 @@ import tarfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "corpus")
 
-# The daemon's method table, in registry order (grpc_registry_init).
-METHODS = [
-    "/quilt.v1.Quilt/CreateContainer", "/quilt.v1.Quilt/StartContainer",
-    "/quilt.v1.Quilt/GetContainer", "/quilt.v1.Quilt/ListContainers",
-    "/quilt.v1.Quilt/StopContainer", "/quilt.v1.Quilt/KillContainer",
-    "/quilt.v1.Quilt/RemoveContainer", "/quilt.v1.Quilt/WaitContainer",
-    "/quilt.v1.Quilt/StreamLogs", "/quilt.v1.Quilt/WatchEvents",
-    "/quilt.v1.Quilt/GetStats", "/quilt.v1.Quilt/Exec",
-    "/quilt.v1.Quilt/ImportImage", "/quilt.v1.Quilt/UploadImage",
-    "/quilt.v1.Quilt/ListImages", "/quilt.v1.Quilt/RemoveImage",
-    "/quilt.v1.Quilt/PruneImages", "/quilt.v1.Quilt/GetSystemInfo",
+# The daemon's method table, in registry order (grpc_registry_init): byte 0
+# of a fuzz_proto_requests input picks the method by its index here.
+Q = "/quilt.v1.Quilt/"
+METHODS = [Q + m for m in (
+    "CreateContainer", "StartContainer", "GetContainer", "ListContainers", "StopContainer",
+    "KillContainer", "PauseContainer", "ResumeContainer", "RemoveContainer", "WaitContainer",
+    "StreamLogs", "WatchEvents", "GetStats", "Exec", "ExecStream", "CopyOut", "CopyIn",
+    "ImportImage", "UploadImage", "ListImages", "RemoveImage", "PruneImages", "CreateVolume",
+    "ListVolumes", "RemoveVolume", "PruneVolumes", "GetSystemInfo")] + [
     "/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch",
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 ]
-
 
 def write(target, name, data):
     d = os.path.join(OUT, target)
@@ -73,25 +70,41 @@ SPEC = (f_str(1, "busybox:latest") + f_str(2, "sh") + f_str(2, "-c") + f_str(2, 
         f_int(13, 1) + f_str(14, "1000:1000") + f_int(15, 1) + f_str(16, "box") +
         f_str(17, f_str(1, "http://npm.local/") + f_str(8, "localhost,10.0.0.0/8")) +
         f_int(18, 2))
-REQUESTS = {
-    0: [f_str(1, SPEC) + f_int(2, 1), f_str(1, f_str(1, "alpine"))],
-    1: [f_str(1, CID)], 2: [f_str(1, CID[:12])],
-    3: [f_int(1, 1) + f_str(2, f_str(1, "app") + f_str(2, "web"))],
-    4: [f_str(1, CID) + f_int(2, 10)], 5: [f_str(1, CID) + f_int(2, 9)],
-    6: [f_str(1, CID) + f_int(2, 1)], 7: [f_str(1, CID)],
-    8: [f_str(1, CID) + f_int(2, 1) + f_int(3, 10) + f_int(4, 1700000000 * 10**9) + f_int(5, 1)],
-    9: [f_str(1, varint(1) + varint(2) + varint(3)) + f_str(2, CID) + f_int(3, 5),
-        f_int(1, 4) + f_int(1, 5)],
-    10: [f_str(1, CID)],
-    11: [f_str(1, CID) + f_str(2, "ls") + f_str(2, "-l") + f_int(3, 1)],
-    12: [f_str(1, "/tmp/img.tar") + f_str(2, "app:1") + f_str(2, "app:latest")],
-    13: [f_str(1, "app:1") + f_str(2, b"\x1f\x8b\x08\x00" + b"\x00" * 40)],
-    14: [b""], 15: [f_str(1, "app:1") + f_int(2, 1)], 16: [b""], 17: [b""],
-    18: [f_str(1, "quilt.v1.Quilt")], 19: [f_str(1, "")],
-    20: [f_str(1, "localhost") + f_str(3, "list"),
-         f_str(4, "quilt.v1.Quilt"), f_str(5, "quilt.proto"),
-         f_str(6, f_str(1, "quilt.v1.ContainerSpec") + f_int(2, 10))],
+BY_NAME = {
+    "CreateContainer": [f_str(1, SPEC) + f_int(2, 1), f_str(1, f_str(1, "alpine"))],
+    "StartContainer": [f_str(1, CID)], "GetContainer": [f_str(1, CID[:12])],
+    "ListContainers": [f_int(1, 1) + f_str(2, f_str(1, "app") + f_str(2, "web"))],
+    "StopContainer": [f_str(1, CID) + f_int(2, 10)], "KillContainer": [f_str(1, CID) + f_int(2, 9)],
+    "RemoveContainer": [f_str(1, CID) + f_int(2, 1)], "WaitContainer": [f_str(1, CID)],
+    "StreamLogs": [f_str(1, CID) + f_int(2, 1) + f_int(3, 10) + f_int(4, 1700000000 * 10**9) +
+                   f_int(5, 1)],
+    "WatchEvents": [f_str(1, varint(1) + varint(2) + varint(3)) + f_str(2, CID) + f_int(3, 5),
+                    f_int(1, 4) + f_int(1, 5)],
+    "GetStats": [f_str(1, CID)],
+    "Exec": [f_str(1, CID) + f_str(2, "ls") + f_str(2, "-l") + f_int(3, 1)],
+    "CopyOut": [f_str(1, CID) + f_str(2, "/etc/.") + f_int(3, 1) + f_int(4, 1)],
+    "CopyIn": [f_str(1, "web") + f_str(2, "/srv") + f_int(3, 1) +
+               f_str(4, b"./\x00" + b"\x00" * 97 + b"0000755\x00")],
+    "ImportImage": [f_str(1, "/tmp/img.tar") + f_str(2, "app:1") + f_str(2, "app:latest")],
+    "UploadImage": [f_str(1, "app:1") + f_str(2, b"\x1f\x8b\x08\x00" + b"\x00" * 40)],
+    "ListImages": [b""], "RemoveImage": [f_str(1, "app:1") + f_int(2, 1)],
+    "PruneImages": [b""], "GetSystemInfo": [b""],
 }
+OTHERS = {
+    "/grpc.health.v1.Health/Check": [f_str(1, "quilt.v1.Quilt")],
+    "/grpc.health.v1.Health/Watch": [f_str(1, "")],
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": [
+        f_str(1, "localhost") + f_str(3, "list"), f_str(4, "quilt.v1.Quilt"),
+        f_str(5, "quilt.proto"), f_str(6, f_str(1, "quilt.v1.ContainerSpec") + f_int(2, 10))],
+}
+# Keyed by method index, as the harness picks them.
+REQUESTS = {METHODS.index(k if k.startswith("/") else Q + k): v
+            for k, v in list(BY_NAME.items()) + list(OTHERS.items())}
+
+
+def ix(name):
+    """The index of a method of the Quilt service (or a full path)."""
+    return METHODS.index(name if name.startswith("/") else Q + name)
 
 
 def proto_seeds():
@@ -106,7 +119,7 @@ def grpc_msg(body, compressed=0):
 
 
 def framing_seeds():
-    one = grpc_msg(REQUESTS[0][0])
+    one = grpc_msg(REQUESTS[ix("CreateContainer")][0])
     write("fuzz_framing", "one", b"\x05\x03" + one)
     write("fuzz_framing", "several", b"\x05\x11" + grpc_msg(b"") + grpc_msg(b"ab") +
           grpc_msg(b"x" * 300, 1))
@@ -184,41 +197,41 @@ def h2_seeds():
     write(t, "settings-only", head + SETTINGS + SETTINGS_ACK)
     for idx, msgs in REQUESTS.items():
         write(t, "unary-%02d" % idx, head + SETTINGS + unary(1, idx, msgs[0]))
-    write(t, "timeout", head + SETTINGS + unary(1, 2, REQUESTS[2][0], [("grpc-timeout", "5S")]) +
-          unary(3, 1, REQUESTS[1][0], [("grpc-timeout", "bogus")]))
+    write(t, "timeout", head + SETTINGS + unary(1, ix("GetContainer"), REQUESTS[ix("GetContainer")][0], [("grpc-timeout", "5S")]) +
+          unary(3, ix("StartContainer"), REQUESTS[ix("StartContainer")][0], [("grpc-timeout", "bogus")]))
     # The largest timeout the spec allows (8 digits, hours) saturates to
     # UINT64_MAX ns; added to the start time it wrapped to a past deadline.
     write(t, "timeout-max", head + SETTINGS +
-          unary(1, 2, REQUESTS[2][0], [("grpc-timeout", "99999999H")]))
-    write(t, "several-streams", head + SETTINGS + unary(1, 17, b"") + unary(3, 14, b"") +
-          unary(5, 3, REQUESTS[3][0]) + h2frame(6, 0, 0, b"12345678") +
+          unary(1, ix("GetContainer"), REQUESTS[ix("GetContainer")][0], [("grpc-timeout", "99999999H")]))
+    write(t, "several-streams", head + SETTINGS + unary(1, ix("GetSystemInfo"), b"") + unary(3, ix("ListImages"), b"") +
+          unary(5, ix("ListContainers"), REQUESTS[ix("ListContainers")][0]) + h2frame(6, 0, 0, b"12345678") +
           h2frame(8, 0, 0, struct.pack(">I", 65535)))
-    up = REQUESTS[13][0]
-    write(t, "upload-bidi", head + SETTINGS + h2frame(1, 4, 1, grpc_headers(METHODS[13])) +
+    up = REQUESTS[ix("UploadImage")][0]
+    write(t, "upload-bidi", head + SETTINGS + h2frame(1, 4, 1, grpc_headers(METHODS[ix("UploadImage")])) +
           h2frame(0, 0, 1, grpc_msg(up)[:7]) + h2frame(0, 0, 1, grpc_msg(up)[7:] + grpc_msg(up)) +
           h2frame(8, 0, 1, struct.pack(">I", 1000)) + h2frame(0, 1, 1, b""))
-    write(t, "rst", head + SETTINGS + h2frame(1, 4, 1, grpc_headers(METHODS[8])) +
-          h2frame(3, 0, 1, struct.pack(">I", 8)) + unary(3, 8, REQUESTS[8][0]))
+    write(t, "rst", head + SETTINGS + h2frame(1, 4, 1, grpc_headers(METHODS[ix("StreamLogs")])) +
+          h2frame(3, 0, 1, struct.pack(">I", 8)) + unary(3, ix("StreamLogs"), REQUESTS[ix("StreamLogs")][0]))
     write(t, "continuation", head + SETTINGS +
-          h2frame(1, 0, 1, grpc_headers(METHODS[2])[:10]) +
-          h2frame(9, 4, 1, grpc_headers(METHODS[2])[10:]) + h2frame(0, 1, 1, grpc_msg(b"")))
+          h2frame(1, 0, 1, grpc_headers(METHODS[ix("GetContainer")])[:10]) +
+          h2frame(9, 4, 1, grpc_headers(METHODS[ix("GetContainer")])[10:]) + h2frame(0, 1, 1, grpc_msg(b"")))
     write(t, "get-and-bad-ctype", head + SETTINGS +
-          h2frame(1, 5, 1, b"\x82\x86" + hpack_literal(":path", METHODS[17])) +
-          h2frame(1, 5, 3, b"\x83\x86" + hpack_literal(":path", METHODS[17]) +
+          h2frame(1, 5, 1, b"\x82\x86" + hpack_literal(":path", METHODS[ix("GetSystemInfo")])) +
+          h2frame(1, 5, 3, b"\x83\x86" + hpack_literal(":path", METHODS[ix("GetSystemInfo")]) +
                   hpack_literal("content-type", "text/plain")))
-    write(t, "unknown-method", head + SETTINGS + unary(1, 0, b"")[:0] +
+    write(t, "unknown-method", head + SETTINGS + unary(1, ix("CreateContainer"), b"")[:0] +
           h2frame(1, 4, 1, grpc_headers("/nope.Svc/Do")) + h2frame(0, 1, 1, grpc_msg(b"x")))
     write(t, "compressed-and-two", b"\x05\x02" + SETTINGS +
-          h2frame(1, 4, 1, grpc_headers(METHODS[2])) +
+          h2frame(1, 4, 1, grpc_headers(METHODS[ix("GetContainer")])) +
           h2frame(0, 1, 1, grpc_msg(b"ab", 1)) +
-          h2frame(1, 4, 3, grpc_headers(METHODS[2])) +
-          h2frame(0, 1, 3, grpc_msg(REQUESTS[2][0]) * 2))
-    write(t, "goaway-shutdown", b"\x05\x01" + SETTINGS + h2frame(1, 4, 1, grpc_headers(METHODS[9])) +
-          h2frame(0, 1, 1, grpc_msg(REQUESTS[9][0])) + h2frame(7, 0, 0, struct.pack(">II", 1, 0)))
+          h2frame(1, 4, 3, grpc_headers(METHODS[ix("GetContainer")])) +
+          h2frame(0, 1, 3, grpc_msg(REQUESTS[ix("GetContainer")][0]) * 2))
+    write(t, "goaway-shutdown", b"\x05\x01" + SETTINGS + h2frame(1, 4, 1, grpc_headers(METHODS[ix("WatchEvents")])) +
+          h2frame(0, 1, 1, grpc_msg(REQUESTS[ix("WatchEvents")][0])) + h2frame(7, 0, 0, struct.pack(">II", 1, 0)))
     write(t, "priority-padded", head + SETTINGS +
           h2frame(2, 0, 1, struct.pack(">IB", 0, 16)) +
           h2frame(1, 0x4 | 0x8 | 0x20, 1, b"\x02" + struct.pack(">IB", 0, 200) +
-                  grpc_headers(METHODS[17]) + b"\x00\x00") + h2frame(0, 1, 1, grpc_msg(b"")))
+                  grpc_headers(METHODS[ix("GetSystemInfo")]) + b"\x00\x00") + h2frame(0, 1, 1, grpc_msg(b"")))
 
 
 # ------------------------------------------------------------ setup specs
