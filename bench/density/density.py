@@ -196,7 +196,10 @@ def cg_stat(d, keys):
 
 
 def mounts_mentioning(path):
-    return [l for l in read("/proc/self/mountinfo").splitlines() if path in l]
+    """Mounts naming path, except quiltd's own scratch tmpfs (<root>/scratch,
+    where the layers live; it stays while quiltd runs)."""
+    return [l for l in read("/proc/self/mountinfo").splitlines()
+            if path in l and not l.split()[4].endswith("/scratch")]
 
 
 # ------------------------------------------------------------------ grpc

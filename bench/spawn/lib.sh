@@ -43,7 +43,7 @@ bench_cleanup() {
   bench_stop "$qpid"
   for h in "${bench_cleanup_hooks[@]}"; do eval "$h" >/dev/null 2>&1 || true; done
   # A killed quiltd leaves its scratch tmpfs (ROOT/scratch) mounted.
-  grep -o " $tmp/[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  grep -o " $tmp/[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   if [ "${keep:-0}" = 1 ]; then
     echo "$bench_name: kept $tmp" >&2
   else

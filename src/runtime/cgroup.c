@@ -125,11 +125,19 @@ int cg_write(const char *dir, const char *file, const char *val, struct qerr *er
     return qerr_errno(err, "opening %s", p);
   /* Control files take a value in one write; a short write is an error. */
   size_t len = strlen(val);
-  ssize_t w = write(fd, val, len);
+  /* Some writes (memory.limit_in_bytes) give up with EINTR when anything
+   * is pending for the task, io_uring's task work included: retry. */
+  ssize_t w;
+  int tries = 0;
+  do
+    w = write(fd, val, len);
+  while (w < 0 && errno == EINTR && ++tries < 100);
+  /* The file's name, not its path: cgroup paths run long enough to cut
+   * the reason off a message, and the caller names the cgroup. */
   if (w < 0)
-    return qerr_errno(err, "writing %s to %s", val, p);
+    return qerr_errno(err, "writing %s to %s", val, file);
   if ((size_t)w != len)
-    return qerr_set(err, EIO, "writing %s to %s: short write", val, p);
+    return qerr_set(err, EIO, "writing %s to %s: short write", val, file);
   return 0;
 }
 
