@@ -43,6 +43,7 @@
 #include <linux/openat2.h>
 #include <grp.h>
 
+#include "extract/diag.h"
 #include "extract/copy_tool.h"
 #include "extract/sandbox.h"
 #include "grpc/status.h"
@@ -77,13 +78,8 @@ void copy_die(int status, const char *fmt, ...) {
   char line[1024];
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+  size_t len = diag_line(line, sizeof line, fmt, ap);
   va_end(ap);
-  size_t len = n < 0 ? 0 : strnlen(line, sizeof line - 2);
-  for (size_t i = 0; i < len; i++)
-    if ((unsigned char)line[i] < 0x20)
-      line[i] = ' '; /* one line, whatever a path or libarchive said */
-  line[len++] = '\n';
   ssize_t w = write(2, line, len);
   (void)w;
   _exit(status ? status : GRPC_INTERNAL);

@@ -35,6 +35,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "extract/diag.h"
 #include "extract/extract_check.h"
 #include "extract/layers.h"
 #include "extract/manifest.h"
@@ -62,13 +63,8 @@ static void die(int code, const char *fmt, ...) {
   char line[1024];
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+  size_t len = diag_line(line, sizeof line, fmt, ap);
   va_end(ap);
-  size_t len = n < 0 ? 0 : strnlen(line, sizeof line - 2);
-  for (size_t i = 0; i < len; i++)
-    if ((unsigned char)line[i] < 0x20)
-      line[i] = ' '; /* one line, whatever libarchive said */
-  line[len++] = '\n';
 #ifdef QUILT_EXTRACT_FUZZ
   fuzz_bail(code);
 #endif

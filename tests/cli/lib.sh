@@ -48,3 +48,55 @@ end() {
     printf '    %s\n' "${problems[@]}"
   fi
 }
+
+# cli_init TAG CLI QUILTD: the start every script against a real quiltd
+# shares. Exits 2 on bad usage and 77 (skip) when not root; sets CLI and
+# QUILTD (absolute paths), PY, TMP (/tmp/quilt-TAG-test.XXXXXX), SOCK,
+# DAEMON_PID (the script's quiltd, once started), PIDS (other background
+# processes) and the counters; clears the client's environment. On exit:
+# PIDS killed, quiltd stopped (SIGTERM, SIGKILL after 5 s), whatever is
+# still mounted under TMP unmounted (quiltd's scratch tmpfs when it was
+# killed; never follow a mount into the host's files), TMP removed, then
+# cli_cleanup_extra if the script defines it.
+cli_init() {
+  local tag=$1
+  CLI=${2:-}
+  QUILTD=${3:-}
+  PY=/usr/bin/python3
+  if [ -z "$CLI" ] || [ ! -x "$CLI" ] || [ -z "$QUILTD" ] || [ ! -x "$QUILTD" ]; then
+    echo "usage: $0 PATH/TO/quilt-cli PATH/TO/quiltd" >&2
+    exit 2
+  fi
+  if [ "$(id -u)" != 0 ]; then
+    echo "SKIP: needs root to run quiltd and containers"
+    exit 77
+  fi
+  CLI=$(cd "$(dirname "$CLI")" && pwd)/$(basename "$CLI")
+  QUILTD=$(cd "$(dirname "$QUILTD")" && pwd)/$(basename "$QUILTD")
+  TMP=$(mktemp -d "/tmp/quilt-$tag-test.XXXXXX")
+  SOCK=$TMP/quiltd.sock
+  DAEMON_PID=
+  PIDS=()
+  trap cli_cleanup EXIT
+  trap 'exit 130' INT TERM
+  unset QUILT_SOCKET QUILT_HOST QUILT_TOKEN_FILE
+  pass=0
+  fail=0
+  name=
+  problems=()
+}
+
+cli_cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  if [ -n "$DAEMON_PID" ]; then
+    kill "$DAEMON_PID" 2>/dev/null
+    # quiltd kills its containers on the way out; give it a moment.
+    for _ in $(seq 50); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$DAEMON_PID" 2>/dev/null
+  fi
+  wait 2>/dev/null
+  grep -o " $TMP/[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  rm -rf --one-file-system "$TMP"
+  if declare -F cli_cleanup_extra >/dev/null; then cli_cleanup_extra; fi
+}

@@ -9,40 +9,7 @@
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-CLI=${1:-}
-QUILTD=${2:-}
-PY=/usr/bin/python3
-
-if [ -z "$CLI" ] || [ ! -x "$CLI" ] || [ -z "$QUILTD" ] || [ ! -x "$QUILTD" ]; then
-  echo "usage: $0 PATH/TO/quilt-cli PATH/TO/quiltd" >&2
-  exit 2
-fi
-if [ "$(id -u)" != 0 ]; then
-  echo "SKIP: quiltd needs root"
-  exit 77
-fi
-
-TMP=$(mktemp -d /tmp/quilt-cli-auth.XXXXXX)
-SOCK=$TMP/quiltd.sock
-DAEMON_PID=
-cleanup() {
-  if [ -n "$DAEMON_PID" ]; then
-    kill "$DAEMON_PID" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$DAEMON_PID" 2>/dev/null
-  fi
-  wait 2>/dev/null
-  # quiltd's scratch tmpfs stays mounted if it was killed with layers in it.
-  grep -o " $TMP/[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null
-  rm -rf --one-file-system "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-unset QUILT_SOCKET QUILT_HOST QUILT_TOKEN_FILE
-
-pass=0
-fail=0
-problems=()
+cli_init cli-auth "${1:-}" "${2:-}"
 
 # qq ARGS...: quilt-cli as given; sets rc, out, err.
 qq() {

@@ -9,48 +9,9 @@
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-CLI=${1:-}
-QUILTD=${2:-}
-PY=/usr/bin/python3
-
-if [ -z "$CLI" ] || [ ! -x "$CLI" ] || [ -z "$QUILTD" ] || [ ! -x "$QUILTD" ]; then
-  echo "usage: $0 PATH/TO/quilt-cli PATH/TO/quiltd" >&2
-  exit 2
-fi
-if [ "$(id -u)" != 0 ]; then
-  echo "SKIP: needs root to run containers"
-  exit 77
-fi
-CLI=$(cd "$(dirname "$CLI")" && pwd)/$(basename "$CLI")
-QUILTD=$(cd "$(dirname "$QUILTD")" && pwd)/$(basename "$QUILTD")
-
-TMP=$(mktemp -d /tmp/quilt-ctr-test.XXXXXX)
-SOCK=$TMP/quiltd.sock
-PIDS=()
-DAEMON_PID=
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  if [ -n "$DAEMON_PID" ]; then
-    kill "$DAEMON_PID" 2>/dev/null
-    # quiltd kills its containers on the way out; give it a moment.
-    for _ in $(seq 50); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$DAEMON_PID" 2>/dev/null
-  fi
-  wait 2>/dev/null
-  # Never follow a mount left behind into the host's files.
-  grep -o " $TMP/[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null
-  rm -rf --one-file-system "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-unset QUILT_SOCKET QUILT_HOST QUILT_TOKEN_FILE
+cli_init ctr "${1:-}" "${2:-}"
 
 # ---------------------------------------------------------------- helpers
-
-pass=0
-fail=0
-name=
-problems=()
 
 # q ARGS...: quilt-cli against our daemon; sets rc, out, err, ms (wall time).
 q() {

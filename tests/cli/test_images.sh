@@ -13,20 +13,7 @@
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-CLI=${1:-}
-QUILTD=${2:-}
-PY=/usr/bin/python3
-
-if [ -z "$CLI" ] || [ ! -x "$CLI" ] || [ -z "$QUILTD" ] || [ ! -x "$QUILTD" ]; then
-  echo "usage: $0 PATH/TO/quilt-cli PATH/TO/quiltd" >&2
-  exit 2
-fi
-if [ "$(id -u)" != 0 ]; then
-  echo "SKIP: needs root to run containers"
-  exit 77
-fi
-CLI=$(cd "$(dirname "$CLI")" && pwd)/$(basename "$CLI")
-QUILTD=$(cd "$(dirname "$QUILTD")" && pwd)/$(basename "$QUILTD")
+cli_init img "${1:-}" "${2:-}"
 ROOTFS=$(dirname "$CLI")/busybox-rootfs
 if [ ! -x "$ROOTFS/bin/busybox" ] && [ ! -e "$ROOTFS/bin/sh" ]; then
   echo "not ok - no built-in rootfs at $ROOTFS (build the busybox-rootfs target)"
@@ -34,30 +21,6 @@ if [ ! -x "$ROOTFS/bin/busybox" ] && [ ! -e "$ROOTFS/bin/sh" ]; then
   exit 1
 fi
 
-TMP=$(mktemp -d /tmp/quilt-img-test.XXXXXX)
-SOCK=$TMP/quiltd.sock
-DAEMON_PID=
-cleanup() {
-  if [ -n "$DAEMON_PID" ]; then
-    kill "$DAEMON_PID" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$DAEMON_PID" 2>/dev/null
-  fi
-  wait 2>/dev/null
-  # Never follow a mount left behind into the host's files.
-  grep -o " $TMP/[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null
-  rm -rf --one-file-system "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-unset QUILT_SOCKET QUILT_HOST QUILT_TOKEN_FILE
-
-# ---------------------------------------------------------------- helpers
-
-pass=0
-fail=0
-name=
-problems=()
 
 # q ARGS...: quilt-cli against our daemon's socket; sets rc, out, err.
 # qt ARGS...: the same over TCP.

@@ -9,40 +9,7 @@
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-CLI=${1:-}
-QUILTD=${2:-}
-PY=/usr/bin/python3
-
-if [ -z "$CLI" ] || [ ! -x "$CLI" ] || [ -z "$QUILTD" ] || [ ! -x "$QUILTD" ]; then
-  echo "usage: $0 PATH/TO/quilt-cli PATH/TO/quiltd" >&2
-  exit 2
-fi
-if [ "$(id -u)" != 0 ]; then
-  echo "SKIP: needs root to run containers"
-  exit 77
-fi
-CLI=$(cd "$(dirname "$CLI")" && pwd)/$(basename "$CLI")
-QUILTD=$(cd "$(dirname "$QUILTD")" && pwd)/$(basename "$QUILTD")
-
-TMP=$(mktemp -d /tmp/quilt-setup-cli-test.XXXXXX)
-SOCK=$TMP/quiltd.sock
-DAEMON_PID=
-cleanup() {
-  if [ -n "$DAEMON_PID" ]; then
-    kill "$DAEMON_PID" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$DAEMON_PID" 2>/dev/null
-  fi
-  wait 2>/dev/null
-  grep -o " $TMP/[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null
-  rm -rf --one-file-system "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-unset QUILT_SOCKET
-
-pass=0
-fail=0
+cli_init setup-cli "${1:-}" "${2:-}"
 
 q() {
   "$CLI" --socket "$SOCK" "$@" >"$TMP/out" 2>"$TMP/err" </dev/null
