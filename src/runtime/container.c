@@ -685,9 +685,7 @@ static int prepare_files(struct container *c, const char *rootfs, struct qerr *e
   return 0;
 }
 
-/* Removes the container's files: its directory and, when the writable
- * layer lives apart (scratch.h), that too. */
-static void remove_files(struct quiltd *d, const char *id, const char *dir) {
+void container_remove_files(struct quiltd *d, const char *id, const char *dir) {
   char layer[PATH_MAX];
   struct qerr err = QERR_INIT;
   if (janitor_remove(&d->janitor, dir, &err) < 0)
@@ -815,7 +813,7 @@ static void create_from(struct quiltd *d, struct grpc_call *call,
   } else if (rc == 0)
     rc = prepare_files(c, rootfs, &err);
   if (rc < 0) {
-    remove_files(d, c->id, c->dir); /* whatever prepare_files got to make */
+    container_remove_files(d, c->id, c->dir); /* whatever prepare_files got to make */
     container_free(c);
     grpc_call_fail(call, &err);
     return;
@@ -1726,7 +1724,7 @@ static void do_remove(struct container *c) {
   if (c->warm) /* never started: the pool removes its files once it is dead */
     pool_discard(&d->pool, take_ptr(c->warm));
   else
-    remove_files(d, c->id, c->dir);
+    container_remove_files(d, c->id, c->dir);
   if (d->store && store_delete_container(d->store, c->id, &err) < 0)
     log_warn("forgetting container %.12s: %s", c->id, err.msg);
   publish(c, EV(REMOVED), NULL);

@@ -112,6 +112,9 @@ bool container_wait_removed(struct quiltd *d, struct grpc_call *call, const char
 
 /* A fresh random container id (64 hex digits). */
 int container_new_id(char out[65], struct qerr *err);
+/* Queues the removal of a container's files (or a warm sandbox's): its
+ * directory and, when its writable layer lives apart (scratch.h), that. */
+void container_remove_files(struct quiltd *d, const char *id, const char *dir);
 /* Where a container's files come from: an image of the store (tag, id or
  * prefix), a rootfs directory, or a tarball imported on the spot; "" means
  * the default. Fills the rootfs directory and the image id ("" for a

@@ -55,14 +55,8 @@ static void remove_leftovers(struct warm *w) {
       log_warn("warm sandbox %.12s: %s", w->id, err.msg);
   }
   w->cg = NULL;
-  if (!w->dir[0] || w->keep_dir)
-    return;
-  char layer[PATH_MAX];
-  if (janitor_remove(&d->janitor, w->dir, &err) < 0)
-    log_warn("warm sandbox %.12s: %s", w->id, err.msg);
-  if (scratch_dir(&d->scratch, w->id, layer, &err) == 0 && strcmp(layer, w->dir) != 0 &&
-      janitor_remove(&d->janitor, layer, &err) < 0)
-    log_warn("warm sandbox %.12s: %s", w->id, err.msg);
+  if (w->dir[0] && !w->keep_dir)
+    container_remove_files(d, w->id, w->dir);
 }
 
 /* ------------------------------------------------------------ building */
