@@ -223,7 +223,9 @@ static int open_runtime(struct quiltd *d, struct qerr *err) {
     return err->code;
   volumes_sweep(&d->janitor, d->cfg.root_dir);
   snprintf(path, sizeof path, "%s/containers", d->cfg.root_dir);
-  d->rootfs_driver = d->overlay ? "overlay" : rootfs_copy_driver(path);
+  d->rootfs_driver = !d->overlay        ? rootfs_copy_driver(path)
+                     : d->scratch.tmpfs ? "overlay (layers on tmpfs)"
+                                        : "overlay (layers on disk)";
   if (!d->overlay)
     log_warn("overlayfs unavailable: each container gets a %s of its image", d->rootfs_driver);
   return containers_restore(d, err);

@@ -1829,8 +1829,12 @@ class RestartTest(QuiltTestCase):
         scratch = quiltlib.scratch_of(d.root)
         if "--scratch" in " ".join(d.extra_args) + os.environ.get("QUILTD_EXTRA_ARGS", ""):
             self.assertFalse(os.path.ismount(scratch))
+            info = self.stub.GetSystemInfo(pb.GetSystemInfoRequest(), timeout=RPC_TIMEOUT)
+            self.assertEqual(info.rootfs_driver, "overlay (layers on disk)")
             self.skipTest("--scratch disk: layers are in the containers' directories")
         self.assertTrue(os.path.ismount(scratch), "no tmpfs at %s" % scratch)
+        info = self.stub.GetSystemInfo(pb.GetSystemInfoRequest(), timeout=RPC_TIMEOUT)
+        self.assertEqual(info.rootfs_driver, "overlay (layers on tmpfs)")
         fstype = subprocess.run(["stat", "-f", "-c", "%T", scratch], capture_output=True,
                                 text=True).stdout.strip()
         self.assertEqual(fstype, "tmpfs")
