@@ -934,6 +934,7 @@ static int spawn_cold(struct container *c, const struct rootfs_view *view, int n
       .userns_count = d->cfg.userns_count,
       .cgroup_fd = -1,
       .netns_fd = -1,
+      .close_in_child = -1,
       .stdio = {-1, -1, -1},
       .unmasked = unmasked(c->spec),
       .seccomp = &d->seccomp,

@@ -109,6 +109,7 @@ static int spawn_warm(struct warm_pool *p, struct warm *w, const int stdio[3], i
       .cgroup_fd = -1,
       .netns_fd = netns_fd,
       .clone_parent = clone_parent,
+      .close_in_child = clone_parent ? ZYGOTE_FD : -1,
       .stdio = {stdio[0], stdio[1], stdio[2]},
       .child_setup = setup_in_child,
       .child_arg = w,

@@ -609,6 +609,8 @@ static void receive_exec(struct child *c, struct spawn_exec *ex) {
 
 __attribute__((noreturn)) static void child_main(struct child *c) {
   const struct spawn_sandbox *s = c->sb;
+  if (s->close_in_child >= 0)
+    close(s->close_in_child);
   /* In a new user namespace we still carry the daemon's host ids, which
    * are unmapped there: once the maps are written, become the namespace's
    * root (the mapped range). */

@@ -66,6 +66,9 @@ struct spawn_sandbox {
   /* The child becomes the caller's sibling (CLONE_PARENT): the zygote
    * (zygote.h) builds sandboxes that are quiltd's children. */
   bool clone_parent;
+  /* An fd of the caller's the child closes first (the zygote's socket:
+   * a sandbox has no business with it); -1: none. */
+  int close_in_child;
   /* Runs first in the child: a warm sandbox makes its own directories and
    * cgroup there, off the daemon's loop, adding the cgroup.procs fds to
    * join to procs[*n]. Returns 0 or fills err. */

@@ -17,10 +17,9 @@
 #include "common/log.h"
 #include "runtime/syscalls.h"
 
-#define ZYGOTE_FD 3
 #define REQ_FDS 4   /* stdio, then the network namespace if any */
 #define ANSWER_FDS 3 /* pidfd, status, ctl */
-#define ANSWER_TIMEOUT_S 5
+#define ANSWER_TIMEOUT_S 2
 
 struct answer {
   int code;       /* 0 or a negative errno */
@@ -204,12 +203,16 @@ void zygote_stop(struct zygote *z) {
     close(z->sock);
   z->sock = -1;
   if (z->pidfd >= 0) {
-    /* It exits at EOF, within a request at most; one that hangs is killed. */
+    /* It exits at EOF, within a request at most; one that hangs is killed.
+     * The reaping never blocks the loop: one stuck in the kernel is left
+     * (a zombie until quiltd exits) rather than waited for. */
     struct pollfd pfd = {.fd = z->pidfd, .events = POLLIN};
-    if (poll(&pfd, 1, ANSWER_TIMEOUT_S * 1000) <= 0)
+    if (poll(&pfd, 1, ANSWER_TIMEOUT_S * 1000) <= 0) {
       sys_pidfd_send_signal(z->pidfd, SIGKILL);
+      poll(&pfd, 1, ANSWER_TIMEOUT_S * 1000);
+    }
     siginfo_t si;
-    waitid(P_PIDFD, (id_t)z->pidfd, &si, WEXITED);
+    waitid(P_PIDFD, (id_t)z->pidfd, &si, WEXITED | WNOHANG);
     close(z->pidfd);
   }
   z->pidfd = -1;

@@ -22,6 +22,9 @@
 #include "common/qerr.h"
 #include "runtime/spawn.h"
 
+/* The zygote's end of the socket, in the zygote. */
+#define ZYGOTE_FD 3
+
 struct zygote {
   pid_t pid;   /* 0: none */
   int pidfd;
