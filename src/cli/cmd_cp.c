@@ -91,22 +91,24 @@ static bool split_container(const char *arg, const char **ref, const char **path
   return true;
 }
 
-/* The last component, ignoring trailing slashes. */
-static void base_of(const char *path, char *out, size_t cap) {
-  char tmp[PATH_MAX];
-  snprintf(tmp, sizeof tmp, "%s", path);
+/* path without its trailing slashes (but "/" stays "/"), into tmp. */
+static void trim_slashes(const char *path, char tmp[PATH_MAX]) {
+  snprintf(tmp, PATH_MAX, "%s", path);
   size_t n = strlen(tmp);
   while (n > 1 && tmp[n - 1] == '/')
     tmp[--n] = 0;
+}
+
+/* The last component, ignoring trailing slashes. */
+static void base_of(const char *path, char *out, size_t cap) {
+  char tmp[PATH_MAX];
+  trim_slashes(path, tmp);
   snprintf(out, cap, "%s", basename(tmp));
 }
 
 static void dir_of(const char *path, char *out, size_t cap) {
   char tmp[PATH_MAX];
-  snprintf(tmp, sizeof tmp, "%s", path);
-  size_t n = strlen(tmp);
-  while (n > 1 && tmp[n - 1] == '/')
-    tmp[--n] = 0;
+  trim_slashes(path, tmp);
   snprintf(out, cap, "%s", dirname(tmp));
 }
 
