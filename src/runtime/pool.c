@@ -25,6 +25,7 @@
 
 #define BACKOFF_MIN_NS (1000ull * 1000000ull)
 #define BACKOFF_MAX_NS (60ull * 1000000000ull)
+#define ZYGOTE_ANSWER_NS (2ull * 1000000000ull)
 
 static void close_fd(int *fd) {
   if (*fd >= 0)
@@ -142,6 +143,9 @@ static int zygote_build(void *arg, const struct zygote_req *req, struct spawn_re
   return spawn_warm(p, &w, req->stdio, req->netns_fd, true, res, err);
 }
 
+/* 0: built; 1: asked of the zygote, whose answer comes on the ring
+ * (on_zygote): the fork, and the wait for the zygote to be scheduled on a
+ * busy machine, stay off the loop. */
 static int clone_sandbox(struct warm_pool *p, struct warm *w, struct qerr *err) {
   int stdio[3] = {-1, -1, -1};
   int netns = p->n_spare_netns ? p->spare_netns[--p->n_spare_netns] : -1;
@@ -150,7 +154,7 @@ static int clone_sandbox(struct warm_pool *p, struct warm *w, struct qerr *err) 
     struct zygote_req req = {.stdio = {stdio[0], stdio[1], stdio[2]}, .netns_fd = netns};
     memcpy(req.id, w->id, sizeof req.id);
     snprintf(req.lower, sizeof req.lower, "%s", w->rootfs.lower);
-    rc = zygote_spawn(&p->zygote, &req, &w->proc, err);
+    rc = zygote_ask(&p->zygote, &req, err) == 0 ? 1 : -1;
     if (rc < 0 && p->zygote.sock < 0) /* it is gone: fork ourselves */
       rc = spawn_warm(p, w, stdio, netns, false, &w->proc, err);
   } else if (rc == 0) {
@@ -229,7 +233,7 @@ static unsigned view_to_build(const struct warm_pool *p) {
 }
 
 bool pool_wants(const struct warm_pool *p) {
-  return !p->stopped && view_to_build(p) < POOL_MAX_VIEWS &&
+  return !p->stopped && !p->pending && view_to_build(p) < POOL_MAX_VIEWS &&
          !(p->backoff_ns && qtimer_pending(&p->wake));
 }
 
@@ -249,25 +253,16 @@ static void unlink_ready(struct warm_pool *p, struct warm **pp) {
   p->views[w->view].n_ready--;
 }
 
-void pool_refill(struct warm_pool *p) {
-  if (!pool_wants(p))
-    return;
-  struct qerr err = QERR_INIT;
-  struct warm *w = warm_new(p);
-  if (!w) {
-    build_failed(p, "out of memory");
-    return;
-  }
-  w->view = view_to_build(p);
-  p->next_view = (w->view + 1) % POOL_MAX_VIEWS;
-  if (build(p, w, &err) < 0) {
+/* The end of a build: w joins the pool, or rc < 0 says why it could not. */
+static void built(struct warm_pool *p, struct warm *w, int rc, const struct qerr *err) {
+  if (rc < 0) {
     if (w->proc.pid > 0)
       pool_discard(p, w);
     else {
       remove_leftovers(w);
       free(w);
     }
-    build_failed(p, err.msg);
+    build_failed(p, err->msg);
     return;
   }
   if (p->backoff_ns)
@@ -280,9 +275,104 @@ void pool_refill(struct warm_pool *p) {
     qtimer_after(&p->d->timers, &p->wake, 0, on_wake);
 }
 
+static void on_zygote(struct qop *op, int res, uint32_t flags);
+
+static void poll_zygote(struct warm_pool *p) {
+  struct io_uring_sqe *sqe = qring_sqe(&p->d->ring);
+  io_uring_prep_poll_add(sqe, p->zygote.sock, POLLIN);
+  qop_bind(sqe, &p->zygote_op);
+}
+
+/* A zygote that does not answer is stuck: it is killed, reaped on the
+ * ring, and quiltd forks the sandboxes itself. */
+static void on_zygote_reaped(struct qpidwait *pw, const siginfo_t *si, int err) {
+  (void)pw;
+  (void)si;
+  (void)err;
+}
+
+static void on_zygote_late(struct qtimer *t) {
+  struct warm_pool *p = container_of(t, struct warm_pool, zygote_late);
+  struct warm *w = take_ptr(p->pending);
+  log_warn("the zygote did not answer in %llu s: quiltd forks sandboxes itself from now on",
+           ZYGOTE_ANSWER_NS / 1000000000ull);
+  int pidfd = zygote_abandon(&p->zygote);
+  if (pidfd >= 0)
+    qpidwait_arm(&p->zygote_reap, &p->d->ring, pidfd, on_zygote_reaped);
+  remove_leftovers(w);
+  free(w);
+  qtimer_after(&p->d->timers, &p->wake, 0, on_wake);
+}
+
+static void on_zygote(struct qop *op, int res, uint32_t flags) {
+  (void)res;
+  (void)flags;
+  struct warm_pool *p = container_of(op, struct warm_pool, zygote_op);
+  struct warm *w = p->pending;
+  if (!w || p->zygote.sock < 0) /* answered at shutdown, or given up on */
+    return;
+  struct qerr err = QERR_INIT;
+  int rc = zygote_answer(&p->zygote, false, &w->proc, &err);
+  if (rc == -EAGAIN) {
+    poll_zygote(p);
+    return;
+  }
+  p->pending = NULL;
+  qtimer_cancel(&p->d->timers, &p->zygote_late);
+  if (rc < 0 && p->zygote.sock < 0) { /* it died: build it again ourselves */
+    remove_leftovers(w);
+    free(w);
+    qtimer_after(&p->d->timers, &p->wake, 0, on_wake);
+    return;
+  }
+  if (rc == 0 && (w->stale || p->stopped)) {
+    pool_discard(p, w);
+    return;
+  }
+  built(p, w, rc, &err);
+}
+
+/* Shutdown: the answer in flight is read now, so its sandbox is discarded
+ * like the others. */
+static void settle_pending(struct warm_pool *p) {
+  struct warm *w = take_ptr(p->pending);
+  if (!w)
+    return;
+  qtimer_cancel(&p->d->timers, &p->zygote_late);
+  struct qerr err = QERR_INIT;
+  if (zygote_answer(&p->zygote, true, &w->proc, &err) < 0) {
+    remove_leftovers(w);
+    free(w);
+    return;
+  }
+  push_ready(p, w);
+}
+
+void pool_refill(struct warm_pool *p) {
+  if (!pool_wants(p))
+    return;
+  struct qerr err = QERR_INIT;
+  struct warm *w = warm_new(p);
+  if (!w) {
+    build_failed(p, "out of memory");
+    return;
+  }
+  w->view = view_to_build(p);
+  p->next_view = (w->view + 1) % POOL_MAX_VIEWS;
+  int rc = build(p, w, &err);
+  if (rc == 1) {
+    p->pending = w;
+    poll_zygote(p);
+    qtimer_after(&p->d->timers, &p->zygote_late, ZYGOTE_ANSWER_NS, on_zygote_late);
+    return;
+  }
+  built(p, w, rc, &err);
+}
+
 void pool_init(struct warm_pool *p, struct quiltd *d, unsigned target) {
   *p = (struct warm_pool){.d = d, .target = target};
   p->zygote = (struct zygote){.pidfd = -1, .sock = -1};
+  p->zygote_op.fn = on_zygote;
   p->views[0].used = target > 0;
   struct qerr err = QERR_INIT;
   if (target && !d->cfg.no_zygote && zygote_start(&p->zygote, zygote_build, p, &err) < 0)
@@ -311,6 +401,9 @@ static void discard_where(struct warm_pool *p, unsigned i,
     unlink_ready(p, pp);
     pool_discard(p, w);
   }
+  struct warm *w = p->pending; /* discarded when its answer comes */
+  if (w && !(i < POOL_MAX_VIEWS && w->view != i) && !keep(w, arg))
+    w->stale = true;
 }
 
 static bool keep_none(const struct warm *w, const void *arg) {
@@ -508,6 +601,7 @@ static void close_spares(struct warm_pool *p) {
 
 void pool_shutdown(struct warm_pool *p) {
   close_spares(p);
+  settle_pending(p);
   zygote_stop(&p->zygote);
   p->stopped = true;
   qtimer_cancel(&p->d->timers, &p->wake);
@@ -530,6 +624,7 @@ void pool_discard_now(struct warm *w) {
 
 void pool_free(struct warm_pool *p) {
   close_spares(p);
+  settle_pending(p);
   zygote_stop(&p->zygote);
   while (p->ready) {
     struct warm *w = p->ready;

@@ -45,6 +45,7 @@ struct warm {
   struct qpidwait reap;        /* discarded: waiting for it to die */
   bool keep_dir;               /* discarded, but its files are a container's */
   bool ready_seen;             /* it said it is built (spawn_poll_ready) */
+  bool stale;                  /* asked of the zygote, then unwanted */
   struct warm_pool *pool;
 };
 
@@ -75,6 +76,10 @@ struct warm_pool {
   uint64_t backoff_ns;         /* 0 while builds succeed */
   bool stopped;
   struct zygote zygote;        /* forks the sandboxes; none: quiltd does */
+  struct warm *pending;        /* asked of the zygote; its answer is awaited */
+  struct qop zygote_op;        /* POLL_ADD on the zygote's socket */
+  struct qtimer zygote_late;   /* gives up on an answer */
+  struct qpidwait zygote_reap; /* a zygote given up on */
   int spare_netns[POOL_SPARE_NETNS]; /* see pool_give_netns */
   unsigned n_spare_netns;
   uint64_t hits, misses, built, build_failures, views_learned, netns_given;

@@ -50,14 +50,15 @@ static ssize_t send_fds(int sock, const void *buf, size_t len, const int *fds, s
 
 /* One message and up to max fds (*n of them, close-on-exec); -1 and
  * errno, or the length (0: EOF). */
-static ssize_t recv_fds(int sock, void *buf, size_t len, int *fds, size_t max, size_t *n) {
+static ssize_t recv_fds(int sock, void *buf, size_t len, int flags, int *fds, size_t max,
+                        size_t *n) {
   char ctl[CMSG_SPACE(sizeof(int) * REQ_FDS)];
   struct iovec iov = {.iov_base = buf, .iov_len = len};
   struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
                       .msg_controllen = sizeof ctl};
   ssize_t r;
   do
-    r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+    r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | flags);
   while (r < 0 && errno == EINTR);
   *n = 0;
   for (struct cmsghdr *c = r >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; c; c = CMSG_NXTHDR(&mh, c)) {
@@ -123,7 +124,7 @@ __attribute__((noreturn)) static void zygote_main(zygote_build_fn build, void *a
     struct zygote_req req;
     int fds[REQ_FDS];
     size_t n;
-    ssize_t r = recv_fds(ZYGOTE_FD, &req, sizeof req, fds, REQ_FDS, &n);
+    ssize_t r = recv_fds(ZYGOTE_FD, &req, sizeof req, 0, fds, REQ_FDS, &n);
     if (r <= 0)
       _exit(0);
     if ((size_t)r != sizeof req) {
@@ -164,26 +165,38 @@ int zygote_start(struct zygote *z, zygote_build_fn build, void *arg, struct qerr
   return 0;
 }
 
-int zygote_spawn(struct zygote *z, const struct zygote_req *req, struct spawn_result *res,
-                 struct qerr *err) {
+/* A zygote that failed to talk is stopped for good: quiltd forks itself. */
+static int gone(struct zygote *z, int e, const char *what, struct qerr *err) {
+  z->failures++;
+  log_warn("the zygote failed (%s: %s): quiltd forks sandboxes itself from now on", what,
+           strerror(e));
+  zygote_stop(z);
+  return qerr_set(err, e, "asking the zygote for a sandbox");
+}
+
+int zygote_ask(struct zygote *z, const struct zygote_req *req, struct qerr *err) {
   if (z->sock < 0)
     return qerr_set(err, ENOTCONN, "no zygote");
   int fds[REQ_FDS] = {req->stdio[0], req->stdio[1], req->stdio[2], req->netns_fd};
   size_t nfds = req->netns_fd >= 0 ? 4 : 3;
+  ssize_t r = send_fds(z->sock, req, sizeof *req, fds, nfds);
+  if (r == (ssize_t)sizeof *req)
+    return 0;
+  return gone(z, r < 0 ? errno : EPROTO, "sending it a request", err);
+}
+
+int zygote_answer(struct zygote *z, bool wait, struct spawn_result *res, struct qerr *err) {
+  if (z->sock < 0)
+    return qerr_set(err, ENOTCONN, "no zygote");
   struct answer a;
   int got[ANSWER_FDS];
   size_t n = 0;
-  ssize_t r = send_fds(z->sock, req, sizeof *req, fds, nfds);
-  if (r == (ssize_t)sizeof *req)
-    r = recv_fds(z->sock, &a, sizeof a, got, ANSWER_FDS, &n);
+  ssize_t r = recv_fds(z->sock, &a, sizeof a, wait ? 0 : MSG_DONTWAIT, got, ANSWER_FDS, &n);
+  if (r < 0 && !wait && (errno == EAGAIN || errno == EWOULDBLOCK))
+    return -EAGAIN;
   if (r != (ssize_t)sizeof a) {
-    int e = r < 0 ? errno : EPROTO;
     close_all(got, n);
-    z->failures++;
-    log_warn("the zygote did not answer (%s): quiltd forks sandboxes itself from now on",
-             r < 0 ? strerror(e) : "short answer");
-    zygote_stop(z);
-    return qerr_set(err, e, "asking the zygote for a sandbox");
+    return gone(z, r < 0 ? errno : r == 0 ? ECONNRESET : EPROTO, "reading its answer", err);
   }
   if (a.code < 0 || n != ANSWER_FDS) {
     close_all(got, n);
@@ -217,4 +230,16 @@ void zygote_stop(struct zygote *z) {
   }
   z->pidfd = -1;
   z->pid = 0;
+}
+
+int zygote_abandon(struct zygote *z) {
+  if (z->sock >= 0)
+    close(z->sock);
+  z->sock = -1;
+  int pidfd = z->pidfd;
+  if (pidfd >= 0)
+    sys_pidfd_send_signal(pidfd, SIGKILL);
+  z->pidfd = -1;
+  z->pid = 0;
+  return pidfd;
 }

@@ -46,12 +46,17 @@ typedef int (*zygote_build_fn)(void *arg, const struct zygote_req *req,
 
 /* Forks the zygote, which serves requests with build(arg, ...). */
 int zygote_start(struct zygote *z, zygote_build_fn build, void *arg, struct qerr *err);
-/* Asks the zygote for a sandbox and waits for the answer (a fork of a
- * small process: ~0.1 ms). On success res holds the sandbox as
- * spawn_sandbox would have made it. A zygote that does not answer is
- * stopped (and the caller forks itself from then on). */
-int zygote_spawn(struct zygote *z, const struct zygote_req *req, struct spawn_result *res,
-                 struct qerr *err);
+/* Asks the zygote for a sandbox; its answer comes on z->sock, in the order
+ * of the requests. A zygote that cannot be written to is stopped. */
+int zygote_ask(struct zygote *z, const struct zygote_req *req, struct qerr *err);
+/* Reads the next answer: 0 with res holding the sandbox as spawn_sandbox
+ * would have made it, -EAGAIN when none is there yet (wait false), or the
+ * zygote's failure. One that closed, or answered garbage, is stopped (and
+ * the caller forks itself from then on). wait: block, up to 2 s. */
+int zygote_answer(struct zygote *z, bool wait, struct spawn_result *res, struct qerr *err);
+/* Kills a zygote that stopped answering; returns its pidfd (or -1) for the
+ * caller to reap without blocking. */
+int zygote_abandon(struct zygote *z);
 /* Closes the socket and reaps the zygote. */
 void zygote_stop(struct zygote *z);
 

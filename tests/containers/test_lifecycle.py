@@ -1855,30 +1855,30 @@ class RestartTest(QuiltTestCase):
         self.assertFalse(os.path.ismount(scratch), "quiltd left its empty scratch mounted")
         self.replace_daemon(d.root)  # tearDown checks and stops this one
 
+    def children(self, name):
+        """Pids of quiltd's children called name."""
+        out = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                st = quiltlib.read_text("/proc/%s/status" % pid)
+            except OSError:
+                continue
+            fields = dict(l.split(":\t", 1) for l in st.splitlines() if ":\t" in l)
+            if fields.get("Name") == name and int(fields["PPid"]) == self.daemon.pid:
+                out.append(int(pid))
+        return out
+
     def test_zygote_forks_sandboxes_for_quiltd(self):
         """The warm pool's sandboxes come from the quilt-zygote process but
         are quiltd's children (CLONE_PARENT); the zygote goes with quiltd."""
         self.require_pool()
         d = self.daemon
         d.wait_pool_ready()
-
-        def children(name):
-            out = []
-            for pid in os.listdir("/proc"):
-                if not pid.isdigit():
-                    continue
-                try:
-                    st = quiltlib.read_text("/proc/%s/status" % pid)
-                except OSError:
-                    continue
-                fields = dict(l.split(":\t", 1) for l in st.splitlines() if ":\t" in l)
-                if fields.get("Name") == name and int(fields["PPid"]) == d.pid:
-                    out.append(int(pid))
-            return out
-
-        zygotes = children("quilt-zygote")
+        zygotes = self.children("quilt-zygote")
         self.assertEqual(len(zygotes), 1, "quiltd's zygote processes: %s" % zygotes)
-        self.assertGreaterEqual(len(children("quilt-sandbox")), 2)
+        self.assertGreaterEqual(len(self.children("quilt-sandbox")), 2)
         c = self.create(["sleep", "100"])
         ppid = [l for l in quiltlib.read_text("/proc/%d/status" % c.pid).splitlines()
                 if l.startswith("PPid:")]
@@ -1888,6 +1888,37 @@ class RestartTest(QuiltTestCase):
         self.assertEqual(d.stop(), 0, d.log_tail())
         self.assertFalse(quiltlib.process_alive(zygotes[0]), "the zygote outlived quiltd")
         self.replace_daemon(d.root)  # tearDown checks and stops this one
+
+    def check_pool_survives_zygote(self, sig, says):
+        """After the zygote gets sig, containers still start, the pool
+        refills (quiltd forks the sandboxes) and the zygote is reaped."""
+        self.require_pool()
+        d = self.daemon
+        d.wait_pool_ready()
+        (zygote,) = self.children("quilt-zygote")
+        os.kill(zygote, sig)
+        for i in range(4):  # empties the pool: refills ask the zygote
+            c = self.create(["sh", "-c", "exit %d" % i])
+            self.assertEqual(self.wait(c.id).exit_code, i)
+        deadline = time.monotonic() + 10
+        while says not in quiltlib.read_text(d.log_path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertIn(says, quiltlib.read_text(d.log_path))
+        d.wait_pool_ready()
+        while os.path.exists("/proc/%d" % zygote) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertFalse(os.path.exists("/proc/%d" % zygote), "the zygote was not reaped")
+        self.assertEqual(self.children("quilt-zygote"), [])
+        c = self.create(["true"])
+        self.assertEqual(self.wait(c.id).exit_code, 0)
+
+    def test_pool_survives_a_dead_zygote(self):
+        self.check_pool_survives_zygote(signal.SIGKILL, "the zygote failed")
+
+    def test_pool_survives_a_stuck_zygote(self):
+        """A zygote that stops answering is given up on after 2 s; the
+        loop never waits for it meanwhile."""
+        self.check_pool_survives_zygote(signal.SIGSTOP, "the zygote did not answer")
 
     def test_running_container_after_daemon_sigkill(self):
         c = self.create(["sleep", "1000"])
