@@ -703,13 +703,14 @@ static void adopt_files(struct container *c, const struct warm *w) {
 }
 
 static int start(struct container *c, struct warm *w, struct qerr *err);
-static struct warm *take_sandbox(struct quiltd *d, struct container *c, const char *rootfs);
+static struct warm *take_sandbox(struct quiltd *d, struct container *c, const char *rootfs,
+                                 struct warm *given);
 static bool pool_lower(struct container *c, const char *rootfs, char lower[PATH_MAX],
                        char key[65]);
 
 static void create_from(struct quiltd *d, struct grpc_call *call,
                         const Quilt__V1__CreateContainerRequest *req, const char *rootfs,
-                        const char *image_id);
+                        const char *image_id, struct warm *given, bool may_wait);
 
 /* A CreateContainer waiting for its image archive to be imported. */
 struct pending_create {
@@ -734,7 +735,7 @@ static void on_image_imported(void *arg, const struct image_info *info, const st
     else if (spec && validate_spec(pc->d, spec, &verr) < 0) /* a name may be taken by now */
       grpc_call_fail(pc->call, &verr);
     else
-      create_from(pc->d, pc->call, pc->req, info->rootfs, info->id);
+      create_from(pc->d, pc->call, pc->req, info->rootfs, info->id, NULL, true);
   }
   protobuf_c_message_free_unpacked(&pc->req->base, NULL);
   free(pc);
@@ -742,15 +743,22 @@ static void on_image_imported(void *arg, const struct image_info *info, const st
 
 /* An archive named by path is imported on the ring, not while the loop
  * waits: the request is kept and goes on once the image is there. */
+/* A request kept past its handler (the call's copy is freed then). */
+static Quilt__V1__CreateContainerRequest *
+copy_request(const Quilt__V1__CreateContainerRequest *req) {
+  size_t len = protobuf_c_message_get_packed_size(&req->base);
+  cleanup_free uint8_t *buf = malloc(len ? len : 1);
+  if (!buf)
+    return NULL;
+  protobuf_c_message_pack(&req->base, buf);
+  return quilt__v1__create_container_request__unpack(NULL, len, buf);
+}
+
 static void create_after_import(struct quiltd *d, struct grpc_call *call,
                                 const Quilt__V1__CreateContainerRequest *req) {
   struct pending_create *pc = calloc(1, sizeof *pc);
-  size_t len = protobuf_c_message_get_packed_size(&req->base);
-  cleanup_free uint8_t *buf = malloc(len ? len : 1);
-  if (pc && buf) {
-    protobuf_c_message_pack(&req->base, buf);
-    pc->req = quilt__v1__create_container_request__unpack(NULL, len, buf);
-  }
+  if (pc)
+    pc->req = copy_request(req);
   if (!pc || !pc->req) {
     free(pc);
     grpc_call_finish(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
@@ -784,18 +792,97 @@ void container_create(struct quiltd *d, struct grpc_call *call,
     grpc_call_fail(call, &err);
     return;
   }
-  create_from(d, call, req, rootfs, image_id);
+  create_from(d, call, req, rootfs, image_id, NULL, true);
+}
+
+/* A CreateContainer (with start) that found no ready sandbox while one of
+ * its rootfs was being built: it waits for that one rather than build its
+ * own cold, which costs twice the CPU and blocks the loop meanwhile. */
+struct sandbox_wait {
+  struct pool_waiter pw;
+  struct quiltd *d;
+  struct grpc_call *call;
+  Quilt__V1__CreateContainerRequest *req; /* a copy: the call's is freed */
+  char rootfs[PATH_MAX];
+  char image_id[65];
+  struct qtimer late;
+};
+
+/* Far longer than a build (ms); a stuck one is not waited for. A request
+ * on the zygote is given up on sooner (2 s), which ends the wait too. */
+#define SANDBOX_WAIT_NS (3000ull * 1000000ull)
+
+static void sandbox_wait_free(struct sandbox_wait *sw) {
+  qtimer_cancel(&sw->d->timers, &sw->late);
+  protobuf_c_message_free_unpacked(&sw->req->base, NULL);
+  free(sw);
+}
+
+/* The create goes on, with w or cold. */
+static void sandbox_wait_end(struct sandbox_wait *sw, struct warm *w) {
+  struct qerr err = QERR_INIT;
+  Quilt__V1__ContainerSpec empty = QUILT__V1__CONTAINER_SPEC__INIT;
+  const Quilt__V1__ContainerSpec *spec = sw->req->spec ? sw->req->spec : &empty;
+  grpc_call_on_cancel(sw->call, NULL, NULL);
+  if (validate_spec(sw->d, spec, &err) < 0) { /* a name may be taken by now */
+    if (w)
+      pool_return(&sw->d->pool, w);
+    grpc_call_fail(sw->call, &err);
+  } else {
+    create_from(sw->d, sw->call, sw->req, sw->rootfs, sw->image_id, w, false);
+  }
+  sandbox_wait_free(sw);
+}
+
+static void on_sandbox_ready(struct pool_waiter *pw, struct warm *w) {
+  sandbox_wait_end(container_of(pw, struct sandbox_wait, pw), w);
+}
+
+static void on_sandbox_late(struct qtimer *t) {
+  struct sandbox_wait *sw = container_of(t, struct sandbox_wait, late);
+  pool_unwait(&sw->d->pool, &sw->pw);
+  sandbox_wait_end(sw, NULL);
+}
+
+static void sandbox_wait_cancelled(struct grpc_call *call, void *arg) {
+  (void)call;
+  struct sandbox_wait *sw = arg;
+  pool_unwait(&sw->d->pool, &sw->pw);
+  sandbox_wait_free(sw);
+}
+
+/* True when the create was queued for a sandbox being built. */
+static bool wait_for_sandbox(struct quiltd *d, struct grpc_call *call,
+                             const Quilt__V1__CreateContainerRequest *req, const char *rootfs,
+                             const char *image_id, const char *lower) {
+  struct sandbox_wait *sw = calloc(1, sizeof *sw);
+  if (!sw)
+    return false;
+  *sw = (struct sandbox_wait){.d = d, .call = call, .pw.fn = on_sandbox_ready};
+  snprintf(sw->rootfs, sizeof sw->rootfs, "%s", rootfs);
+  snprintf(sw->image_id, sizeof sw->image_id, "%s", image_id);
+  if (!(sw->req = copy_request(req)) || !pool_wait(&d->pool, &sw->pw, image_id, lower)) {
+    if (sw->req)
+      protobuf_c_message_free_unpacked(&sw->req->base, NULL);
+    free(sw);
+    return false;
+  }
+  qtimer_after(&d->timers, &sw->late, SANDBOX_WAIT_NS, on_sandbox_late);
+  grpc_call_on_cancel(call, sandbox_wait_cancelled, sw);
+  return true;
 }
 
 /* The rest of a create, once the image is known. */
 static void create_from(struct quiltd *d, struct grpc_call *call,
                         const Quilt__V1__CreateContainerRequest *req, const char *rootfs,
-                        const char *image_id) {
+                        const char *image_id, struct warm *given, bool may_wait) {
   struct qerr err = QERR_INIT;
   Quilt__V1__ContainerSpec empty = QUILT__V1__CONTAINER_SPEC__INIT;
   const Quilt__V1__ContainerSpec *spec = req->spec ? req->spec : &empty;
   struct container *c = ensure_volumes(d, spec, &err) == 0 ? container_alloc(d, spec, &err) : NULL;
   if (!c) {
+    if (given)
+      pool_return(&d->pool, given);
     grpc_call_fail(call, &err);
     return;
   }
@@ -805,8 +892,16 @@ static void create_from(struct quiltd *d, struct grpc_call *call,
   int rc = prepare_command(c, &err);
   /* Another security profile, or mounts of its own: not a pool sandbox. */
   if (rc == 0 && default_security(spec) && spec->n_mounts == 0 &&
-      pool_lower(c, rootfs, lower, key))
-    w = take_sandbox(d, c, lower);
+      pool_lower(c, rootfs, lower, key)) {
+    w = take_sandbox(d, c, lower, take_ptr(given));
+    if (!w && may_wait && !req->no_start && ns_flags(spec) == POOL_NS_FLAGS &&
+        wait_for_sandbox(d, call, req, rootfs, image_id, lower)) {
+      container_free(c);
+      return;
+    }
+  }
+  if (given)
+    pool_return(&d->pool, given);
   if (w) {
     adopt_files(c, w);
     snprintf(c->setup_key, sizeof c->setup_key, "%s", key); /* its layer is mounted */
@@ -1049,12 +1144,19 @@ static int adopt_sandbox(struct container *c, struct warm *w, int *ctl_fd, struc
 }
 
 /* A ready sandbox for c, with c's limits, or NULL: start cold. */
-static struct warm *take_sandbox(struct quiltd *d, struct container *c, const char *rootfs) {
+static struct warm *take_sandbox(struct quiltd *d, struct container *c, const char *rootfs,
+                                 struct warm *given) {
   /* A container of the default image tells the pool what that is now (a
    * tag can move to another image). */
   if (!c->spec->image[0])
     pool_default_is(&d->pool, c->image_id, rootfs);
-  struct warm *w = pool_take(&d->pool, c->image_id, rootfs, ns_flags(c->spec));
+  struct warm *w = given;
+  if (w && (strcmp(w->image_id, c->image_id) != 0 || strcmp(w->rootfs.lower, rootfs) != 0)) {
+    pool_return(&d->pool, w); /* its view changed while it waited */
+    w = NULL;
+  }
+  if (!given)
+    w = pool_take(&d->pool, c->image_id, rootfs, ns_flags(c->spec));
   struct cgroup_limits lim = limits_of(c->d, c->spec);
   struct qerr err = QERR_INIT;
   if (w && w->cg && cgroup_apply(w->cg, &lim, &err) < 0) {

@@ -207,6 +207,8 @@ static void on_wake(struct qtimer *t) {
   (void)p; /* the loop's post-turn refill does the work */
 }
 
+static void settle_waiters(struct warm_pool *p);
+
 static void build_failed(struct warm_pool *p, const char *msg) {
   p->build_failures++;
   if (!p->backoff_ns)
@@ -237,18 +239,24 @@ bool pool_wants(const struct warm_pool *p) {
          !(p->backoff_ns && qtimer_pending(&p->wake));
 }
 
+static void watch_building(struct warm_pool *p, struct warm *w);
+
 static void push_ready(struct warm_pool *p, struct warm *w) {
   w->next = p->ready;
   p->ready = w;
   p->n_ready++;
   p->views[w->view].n_ready++;
+  watch_building(p, w);
 }
+
+static void unwatch(struct warm *w);
 
 /* Takes w out of the ready list (pp points at the link to it). */
 static void unlink_ready(struct warm_pool *p, struct warm **pp) {
   struct warm *w = *pp;
   *pp = w->next;
   w->next = NULL;
+  unwatch(w);
   p->n_ready--;
   p->views[w->view].n_ready--;
 }
@@ -263,6 +271,7 @@ static void built(struct warm_pool *p, struct warm *w, int rc, const struct qerr
       free(w);
     }
     build_failed(p, err->msg);
+    settle_waiters(p);
     return;
   }
   if (p->backoff_ns)
@@ -301,6 +310,7 @@ static void on_zygote_late(struct qtimer *t) {
     qpidwait_arm(&p->zygote_reap, &p->d->ring, pidfd, on_zygote_reaped);
   remove_leftovers(w);
   free(w);
+  settle_waiters(p);
   qtimer_after(&p->d->timers, &p->wake, 0, on_wake);
 }
 
@@ -322,11 +332,13 @@ static void on_zygote(struct qop *op, int res, uint32_t flags) {
   if (rc < 0 && p->zygote.sock < 0) { /* it died: build it again ourselves */
     remove_leftovers(w);
     free(w);
+    settle_waiters(p);
     qtimer_after(&p->d->timers, &p->wake, 0, on_wake);
     return;
   }
   if (rc == 0 && (w->stale || p->stopped)) {
     pool_discard(p, w);
+    settle_waiters(p);
     return;
   }
   built(p, w, rc, &err);
@@ -404,6 +416,7 @@ static void discard_where(struct warm_pool *p, unsigned i,
   struct warm *w = p->pending; /* discarded when its answer comes */
   if (w && !(i < POOL_MAX_VIEWS && w->view != i) && !keep(w, arg))
     w->stale = true;
+  settle_waiters(p);
 }
 
 static bool keep_none(const struct warm *w, const void *arg) {
@@ -471,7 +484,8 @@ static bool same_rootfs(const struct warm *w, const char *image_id, const char *
 static enum spawn_state check(struct warm_pool *p, struct warm *w) {
   struct qerr err = QERR_INIT;
   enum spawn_state st = spawn_poll_ready(w->proc.status_fd, &w->ready_seen, &err);
-  if (st == SPAWN_WAITING && p->d->cgm && cgroup_open(p->d->cgm, w->id, &w->cg, &err) < 0)
+  if (st == SPAWN_WAITING && !w->cg && p->d->cgm &&
+      cgroup_open(p->d->cgm, w->id, &w->cg, &err) < 0)
     st = SPAWN_GONE;
   if (st == SPAWN_GONE)
     build_failed(p, err.msg);
@@ -511,6 +525,144 @@ struct warm *pool_take(struct warm_pool *p, const char *image_id, const char *lo
             image_id[0] ? "" : lower, p->n_ready);
   learn_view(p, image_id, lower);
   return NULL;
+}
+
+/* ------------------------------------------------------------ waiting */
+
+/* A poll on a building sandbox's status pipe, which fires when it is ready
+ * (or dies). Apart from the warm: a take or a discard may be done with
+ * the warm before the completion comes. */
+struct watch {
+  struct qop op;
+  struct warm_pool *p;
+  struct warm *w; /* NULL once it left the pool */
+};
+
+static void on_watch(struct qop *op, int res, uint32_t flags);
+
+static void watch_building(struct warm_pool *p, struct warm *w) {
+  if (w->ready_seen || w->watch || w->proc.status_fd < 0 || !p->d->ring.feat.op_poll)
+    return;
+  struct watch *wa = calloc(1, sizeof *wa);
+  if (!wa)
+    return; /* a waiter times out and starts cold */
+  *wa = (struct watch){.op.fn = on_watch, .p = p, .w = w};
+  w->watch = wa;
+  p->n_watches++;
+  struct io_uring_sqe *sqe = qring_sqe(&p->d->ring);
+  io_uring_prep_poll_add(sqe, w->proc.status_fd, POLLIN);
+  qop_bind(sqe, &wa->op);
+}
+
+static void unwatch(struct warm *w) {
+  if (w->watch)
+    w->watch->w = NULL;
+  w->watch = NULL;
+}
+
+static bool waits_for(const struct pool_waiter *pw, const struct warm *w) {
+  return same_rootfs(w, pw->image_id, pw->lower);
+}
+
+/* Is a sandbox pw could have on its way (asked of the zygote, or built and
+ * watched until it says it is ready)? */
+static bool coming_for(const struct warm_pool *p, const struct pool_waiter *pw) {
+  if (p->pending && !p->pending->stale && waits_for(pw, p->pending))
+    return true;
+  for (const struct warm *w = p->ready; w; w = w->next)
+    if (w->watch && waits_for(pw, w))
+      return true;
+  return false;
+}
+
+static void unqueue(struct warm_pool *p, struct pool_waiter *pw) {
+  for (struct pool_waiter **pp = &p->waiters; *pp; pp = &(*pp)->next)
+    if (*pp == pw) {
+      *pp = pw->next;
+      pw->next = NULL;
+      return;
+    }
+}
+
+/* Waiters for whom nothing is coming any more go on without (cold). */
+static void settle_waiters(struct warm_pool *p) {
+  struct pool_waiter **pp = &p->waiters;
+  while (*pp) {
+    struct pool_waiter *pw = *pp;
+    if (!p->stopped && coming_for(p, pw)) {
+      pp = &pw->next;
+      continue;
+    }
+    *pp = pw->next;
+    pw->next = NULL;
+    pw->fn(pw, NULL);
+    pp = &p->waiters; /* fn may have queued or dropped others */
+  }
+}
+
+static struct warm **link_to(struct warm_pool *p, const struct warm *w) {
+  for (struct warm **pp = &p->ready; *pp; pp = &(*pp)->next)
+    if (*pp == w)
+      return pp;
+  return NULL;
+}
+
+static void on_watch(struct qop *op, int res, uint32_t flags) {
+  (void)flags;
+  struct watch *wa = container_of(op, struct watch, op);
+  struct warm_pool *p = wa->p;
+  struct warm *w = wa->w;
+  p->n_watches--;
+  free(wa);
+  if (!w)
+    return;
+  w->watch = NULL;
+  struct pool_waiter *pw = p->waiters;
+  while (pw && !waits_for(pw, w))
+    pw = pw->next;
+  struct warm **pp = link_to(p, w);
+  if (!pw || !pp || res < 0) { /* a take will look at it */
+    settle_waiters(p);
+    return;
+  }
+  enum spawn_state st = check(p, w);
+  if (st == SPAWN_BUILDING) { /* woken early: watch on */
+    watch_building(p, w);
+    return;
+  }
+  unlink_ready(p, pp);
+  if (st == SPAWN_GONE) {
+    pool_discard(p, w);
+    settle_waiters(p);
+    return;
+  }
+  unqueue(p, pw);
+  p->waited++;
+  pw->fn(pw, w);
+}
+
+bool pool_wait(struct warm_pool *p, struct pool_waiter *pw, const char *image_id,
+               const char *lower) {
+  snprintf(pw->image_id, sizeof pw->image_id, "%s", image_id);
+  snprintf(pw->lower, sizeof pw->lower, "%s", lower);
+  pw->next = NULL;
+  if (p->stopped || !coming_for(p, pw))
+    return false;
+  struct pool_waiter **pp = &p->waiters;
+  while (*pp)
+    pp = &(*pp)->next;
+  *pp = pw; /* first come, first served */
+  return true;
+}
+
+void pool_unwait(struct warm_pool *p, struct pool_waiter *pw) { unqueue(p, pw); }
+
+void pool_return(struct warm_pool *p, struct warm *w) {
+  if (p->stopped) {
+    pool_discard(p, w);
+    return;
+  }
+  push_ready(p, w);
 }
 
 /* ------------------------------------------------------------ discarding */
@@ -609,7 +761,7 @@ void pool_shutdown(struct warm_pool *p) {
   discard_where(p, POOL_MAX_VIEWS, keep_none, NULL);
 }
 
-bool pool_busy(const struct warm_pool *p) { return p->n_reaping > 0; }
+bool pool_busy(const struct warm_pool *p) { return p->n_reaping > 0 || p->n_watches > 0; }
 
 void pool_discard_now(struct warm *w) {
   close_fds(w);
@@ -629,6 +781,7 @@ void pool_free(struct warm_pool *p) {
   while (p->ready) {
     struct warm *w = p->ready;
     p->ready = w->next;
+    unwatch(w);
     pool_discard_now(w);
   }
   p->n_ready = 0;
@@ -662,8 +815,11 @@ int pool_render_metrics(struct warm_pool *p, struct strbuf *out) {
       "# TYPE quilt_warm_pool_ready gauge\nquilt_warm_pool_ready %u\n"
       "# HELP quilt_warm_pool_hits_total Containers that got a ready sandbox.\n"
       "# TYPE quilt_warm_pool_hits_total counter\nquilt_warm_pool_hits_total %llu\n"
-      "# HELP quilt_warm_pool_misses_total Containers built on request instead.\n"
+      "# HELP quilt_warm_pool_misses_total Containers that found no ready sandbox.\n"
       "# TYPE quilt_warm_pool_misses_total counter\nquilt_warm_pool_misses_total %llu\n"
+      "# HELP quilt_warm_pool_waited_total Misses that waited for a sandbox being built "
+      "instead of starting cold.\n"
+      "# TYPE quilt_warm_pool_waited_total counter\nquilt_warm_pool_waited_total %llu\n"
       "# HELP quilt_warm_pool_built_total Sandboxes started.\n"
       "# TYPE quilt_warm_pool_built_total counter\nquilt_warm_pool_built_total %llu\n"
       "# HELP quilt_warm_pool_failures_total Sandboxes that failed to build or died waiting.\n"
@@ -680,7 +836,7 @@ int pool_render_metrics(struct warm_pool *p, struct strbuf *out) {
       "# HELP quilt_warm_pool_netns_spare Network namespaces kept for the next sandboxes.\n"
       "# TYPE quilt_warm_pool_netns_spare gauge\nquilt_warm_pool_netns_spare %u\n",
       p->target, p->n_ready, count_built(p), (unsigned long long)p->hits,
-      (unsigned long long)p->misses, (unsigned long long)p->built,
+      (unsigned long long)p->misses, (unsigned long long)p->waited, (unsigned long long)p->built,
       (unsigned long long)p->build_failures, count_views(p),
       (unsigned long long)p->views_learned, (unsigned long long)p->netns_given,
       p->n_spare_netns);

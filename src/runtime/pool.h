@@ -31,6 +31,7 @@
 
 struct quiltd;
 struct cgroup;
+struct watch;
 
 struct warm {
   struct warm *next;
@@ -46,6 +47,7 @@ struct warm {
   bool keep_dir;               /* discarded, but its files are a container's */
   bool ready_seen;             /* it said it is built (spawn_poll_ready) */
   bool stale;                  /* asked of the zygote, then unwanted */
+  struct watch *watch;         /* still building: the ring tells when it is ready */
   struct warm_pool *pool;
 };
 
@@ -80,9 +82,21 @@ struct warm_pool {
   struct qop zygote_op;        /* POLL_ADD on the zygote's socket */
   struct qtimer zygote_late;   /* gives up on an answer */
   struct qpidwait zygote_reap; /* a zygote given up on */
+  struct pool_waiter *waiters; /* requests waiting for a sandbox being built */
+  unsigned n_watches;          /* polls in flight on building sandboxes */
   int spare_netns[POOL_SPARE_NETNS]; /* see pool_give_netns */
   unsigned n_spare_netns;
-  uint64_t hits, misses, built, build_failures, views_learned, netns_given;
+  uint64_t hits, misses, built, build_failures, views_learned, netns_given, waited;
+};
+
+/* A request that missed while a sandbox of its rootfs was being built. */
+struct pool_waiter {
+  struct pool_waiter *next;
+  char image_id[65];
+  char lower[PATH_MAX];
+  /* Called once, from the loop: with the sandbox (ready, the caller's now),
+   * or NULL when none is coming (it failed, was discarded, the pool stops). */
+  void (*fn)(struct pool_waiter *pw, struct warm *w);
 };
 
 /* The namespaces a pooled sandbox has: the default set. */
@@ -100,6 +114,14 @@ bool pool_wants(const struct warm_pool *p);
  * learns the view for the next one). The caller owns it. */
 struct warm *pool_take(struct warm_pool *p, const char *image_id, const char *lower,
                        int ns_flags);
+/* After a miss: when a sandbox of that rootfs is being built, queues pw
+ * for it and returns true; a cold start costs twice the wait. */
+bool pool_wait(struct warm_pool *p, struct pool_waiter *pw, const char *image_id,
+               const char *lower);
+/* Takes pw out of the queue (it gave up); no call follows. */
+void pool_unwait(struct warm_pool *p, struct pool_waiter *pw);
+/* Gives back a ready sandbox pool_wait handed over and nobody used. */
+void pool_return(struct warm_pool *p, struct warm *w);
 /* The default image is now `image_id` (or the directory `lower`): sandboxes
  * of any other are stale; they are discarded (and the pool refills). */
 void pool_default_is(struct warm_pool *p, const char *image_id, const char *lower);

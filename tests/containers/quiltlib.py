@@ -353,3 +353,11 @@ class EventCollector:
     def close(self):
         self.call.cancel()
         self.thread.join(10)
+
+
+def signal_quietly(pid, sig):
+    """Sends sig to pid unless it is gone already."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass

@@ -1912,6 +1912,58 @@ class RestartTest(QuiltTestCase):
         c = self.create(["true"])
         self.assertEqual(self.wait(c.id).exit_code, 0)
 
+    def take_pool_with_zygote_stopped(self):
+        """Empties the warm pool with the zygote stopped: the refill's
+        request to it stays unanswered. Returns the zygote's pid and the
+        count of creates that waited so far."""
+        self.require_pool()
+        d = self.daemon
+        d.wait_pool_ready()
+        (zygote,) = self.children("quilt-zygote")
+        os.kill(zygote, signal.SIGSTOP)
+        self.addCleanup(quiltlib.signal_quietly, zygote, signal.SIGCONT)
+        for _ in range(8):  # a take after the stop asks the stopped zygote
+            c = self.create(["true"])
+            self.assertEqual(self.wait(c.id).exit_code, 0)
+            if d.metric("quilt_warm_pool_size") == 0:
+                break
+        self.assertEqual(d.metric("quilt_warm_pool_size"), 0)
+        return zygote, d.metric("quilt_warm_pool_waited_total")
+
+    def test_create_waits_for_the_sandbox_being_built(self):
+        """A create that finds no ready sandbox, while one is on its way,
+        takes that one when it is ready instead of starting cold."""
+        d = self.daemon
+        zygote, waited = self.take_pool_with_zygote_stopped()
+        req = pb.CreateContainerRequest(spec=self.spec(["sh", "-c", "exit 7"]))
+        fut = self.stub.CreateContainer.future(req, timeout=RPC_TIMEOUT)
+        time.sleep(0.3)
+        self.assertFalse(fut.done(), "the create did not wait for the sandbox")
+        os.kill(zygote, signal.SIGCONT)
+        c = fut.result().container
+        self.created.append(c.id)
+        self.assertEqual(self.wait(c.id).exit_code, 7)
+        self.assertEqual(d.metric("quilt_warm_pool_waited_total"), waited + 1)
+        self.assertEqual(self.children("quilt-zygote"), [zygote])
+
+    def test_create_that_gives_up_waiting_leaves_nothing(self):
+        """A waiting create whose deadline passes answers DEADLINE_EXCEEDED,
+        creates nothing, and the sandbox it waited for joins the pool."""
+        d = self.daemon
+        zygote, waited = self.take_pool_with_zygote_stopped()
+        req = pb.CreateContainerRequest(spec=self.spec(["true"], name="gave-up"))
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.stub.CreateContainer(req, timeout=0.3)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+        os.kill(zygote, signal.SIGCONT)
+        d.wait_pool_ready()
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.get("gave-up")
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND)
+        self.assertEqual(d.metric("quilt_warm_pool_waited_total"), waited)
+        c = self.create(["true"], name="gave-up")
+        self.assertEqual(self.wait(c.id).exit_code, 0)
+
     def test_pool_survives_a_dead_zygote(self):
         self.check_pool_survives_zygote(signal.SIGKILL, "the zygote failed")
 
