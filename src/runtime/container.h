@@ -73,6 +73,7 @@ struct container {
   struct container *defer_next;    /* d->deferred: exit cleanup pending */
   struct warm *warm;               /* created from the warm pool, not started yet */
   int netns_fd;                    /* its network namespace, for the pool to reuse; -1 */
+  int mntns_fd;                    /* its mount namespace, released after its exit; -1 */
   char ip[16];                     /* bridge networking: "" when not attached */
   /* setup steps */
   char setup_key[65];              /* their layer, once known ("" before/none) */
@@ -121,6 +122,10 @@ void container_remove_files(struct quiltd *d, const char *id, const char *dir);
  * directory). */
 int container_resolve_image(struct quiltd *d, const char *ref, char rootfs[PATH_MAX],
                             char image_id[65], struct qerr *err);
+
+/* The limits a container gets when its spec sets none: what the warm pool
+ * applies to a sandbox's cgroup ahead of its container. */
+struct cgroup_limits container_default_limits(const struct quiltd *d);
 
 /* The namespaces the container's processes have (CLONE_NEW* flags). */
 int container_ns_flags(const struct container *c);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +19,9 @@
 #include "runtime/syscalls.h"
 
 #define QUEUE_FD 3
+#define JOB_MAX (PATH_MAX + 2)
+/* Room for thousands of queued jobs before the daemon does one inline. */
+#define QUEUE_BYTES (4 << 20)
 
 /* An emptied cgroup may stay busy for a moment while its last task is
  * being released: retry briefly. */
@@ -40,44 +44,45 @@ static void do_job(char op, const char *path) {
     log_warn("janitor: %s", err.msg);
 }
 
-/* Jobs arrive as an op byte, a path and a NUL; a read may end in the
- * middle of one. */
+/* One job per message: an op byte, a path and a NUL; 'C' carries an fd
+ * to close instead of a path. */
 __attribute__((noreturn)) static void janitor_main(void) {
   prctl(PR_SET_NAME, "quilt-janitor");
-  static char buf[65536 + PATH_MAX];
-  size_t have = 0;
+  static char buf[JOB_MAX + 1];
   for (;;) {
-    ssize_t n = read(QUEUE_FD, buf + have, sizeof buf - have);
+    char ctl[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {.iov_base = buf, .iov_len = JOB_MAX};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+                        .msg_controllen = sizeof ctl};
+    ssize_t n = recvmsg(QUEUE_FD, &mh, MSG_CMSG_CLOEXEC);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
       _exit(0);
-    have += (size_t)n;
-    size_t start = 0;
-    char *nul;
-    while ((nul = memchr(buf + start, 0, have - start))) {
-      do_job(buf[start], buf + start + 1);
-      start = (size_t)(nul - buf) + 1;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+      close(fd); /* 'C': what its last reference held goes with it */
+      continue;
     }
-    memmove(buf, buf + start, have - start);
-    have -= start;
-    if (have == sizeof buf) /* no NUL in a full buffer: not ours */
-      have = 0;
+    buf[n] = 0;
+    do_job(buf[0], buf + 1);
   }
 }
 
 int janitor_start(struct janitor *j, struct qerr *err) {
   *j = (struct janitor){.pidfd = -1, .fd = -1};
   int p[2];
-  if (pipe2(p, O_CLOEXEC) < 0)
-    return qerr_errno(err, "creating the janitor's pipe");
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p) < 0)
+    return qerr_errno(err, "creating the janitor's socket");
   int pidfd = -1;
   struct clone_args args = {.flags = CLONE_PIDFD, .pidfd = (uint64_t)(uintptr_t)&pidfd,
                             .exit_signal = SIGCHLD};
   long pid = sys_clone3(&args);
   if (pid == 0) {
     /* Keep stdio (for warnings) and the queue; nothing else of the daemon. */
-    if (dup2(p[0], QUEUE_FD) < 0)
+    if (dup2(p[1], QUEUE_FD) < 0)
       _exit(1);
     sys_close_range(QUEUE_FD + 1, ~0U, 0);
     sigset_t none;
@@ -88,29 +93,50 @@ int janitor_start(struct janitor *j, struct qerr *err) {
     janitor_main();
   }
   int saved = errno;
-  close(p[0]);
+  close(p[1]);
   if (pid < 0) {
-    close(p[1]);
+    close(p[0]);
     errno = saved;
     return qerr_errno(err, "starting the janitor");
   }
-  fcntl(p[1], F_SETFL, O_NONBLOCK);
-  *j = (struct janitor){.pid = (pid_t)pid, .pidfd = pidfd, .fd = p[1]};
+  int bytes = QUEUE_BYTES;
+  if (setsockopt(p[0], SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof bytes) < 0)
+    setsockopt(p[0], SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+  fcntl(p[0], F_SETFL, O_NONBLOCK);
+  *j = (struct janitor){.pid = (pid_t)pid, .pidfd = pidfd, .fd = p[0]};
   return 0;
 }
 
-/* A write of at most PIPE_BUF bytes is all or nothing. */
+/* A message is queued whole or not at all. */
 static bool queue(struct janitor *j, char op, const char *path) {
-  char rec[PIPE_BUF];
+  char rec[JOB_MAX];
   size_t len = strlen(path);
   if (j->fd < 0 || len + 2 > sizeof rec)
     return false;
   rec[0] = op;
   memcpy(rec + 1, path, len + 1);
-  if (write(j->fd, rec, len + 2) != (ssize_t)(len + 2))
+  if (send(j->fd, rec, len + 2, MSG_NOSIGNAL) != (ssize_t)(len + 2))
     return false;
   j->queued++;
   return true;
+}
+
+bool janitor_close(struct janitor *j, int fd) {
+  char op = 'C';
+  char ctl[CMSG_SPACE(sizeof(int))] = {0};
+  struct iovec iov = {.iov_base = &op, .iov_len = 1};
+  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+                      .msg_controllen = sizeof ctl};
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+  bool sent = j->fd >= 0 && sendmsg(j->fd, &mh, MSG_NOSIGNAL) == 1;
+  close(fd); /* the janitor has its own reference now, or we drop ours */
+  if (sent)
+    j->queued++;
+  return sent;
 }
 
 int janitor_remove(struct janitor *j, const char *path, struct qerr *err) {

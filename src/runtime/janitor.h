@@ -2,9 +2,9 @@
  * daemon. Removing a container's directory costs a few milliseconds on a
  * disk mounted with `discard` (every freed directory block is discarded
  * synchronously, ~0.2 ms each), and the event loop must not wait for that.
- * The daemon queues absolute paths over a pipe and goes on; the janitor,
+ * The daemon queues absolute paths over a socket and goes on; the janitor,
  * forked at start before anything else, works through them in order and
- * exits once the daemon closes the pipe (at exit or when it dies), after
+ * exits once the daemon closes the socket (at exit or when it dies), after
  * finishing what was queued. A leftover is swept at the next start. */
 #ifndef QUILT_RUNTIME_JANITOR_H
 #define QUILT_RUNTIME_JANITOR_H
@@ -32,6 +32,10 @@ bool janitor_rmdir_cgroup(struct janitor *j, const char *path);
  * untouched) when it cannot be queued. */
 struct cgroup;
 bool janitor_take_cgroup(struct janitor *j, struct cgroup *cg);
+/* Closes fd in the janitor: when it is the last reference to something
+ * costly to release (a mount namespace and its mounts), the release
+ * happens there, not in the daemon's loop. false: closed here instead. */
+bool janitor_close(struct janitor *j, int fd);
 /* Closes the queue and waits until the janitor has emptied it. */
 void janitor_stop(struct janitor *j);
 

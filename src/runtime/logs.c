@@ -42,6 +42,15 @@ static void log_path(const struct container *c, char *out, size_t cap, bool rota
   snprintf(out, cap, "%s/log%s", c->dir, rotated ? ".1" : "");
 }
 
+int logs_open_file(const char *dir) {
+  char path[PATH_MAX];
+  if ((size_t)snprintf(path, sizeof path, "%s/log", dir) >= sizeof path) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+}
+
 /* ------------------------------------------------------------ writing */
 
 static void notify(struct container *c) {

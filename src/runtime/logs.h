@@ -21,6 +21,10 @@ int logs_open(struct container *c, int child_fds[2], struct qerr *err);
  * failure) along with its log file. */
 int logs_pipes(int read_fds[2], int write_fds[2], struct qerr *err);
 int logs_adopt(struct container *c, int read_fds[2], struct qerr *err);
+/* Opens (creating it) the log file of the container whose directory is
+ * dir, ahead of the container: an fd, or -1 and errno. logs_adopt uses a
+ * container's log_fd when it is set already. */
+int logs_open_file(const char *dir);
 /* Starts reading the pipes on the ring. */
 void logs_start(struct container *c);
 /* True when no pipe read is in flight (safe to free the container). */

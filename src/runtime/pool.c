@@ -38,6 +38,7 @@ static void close_fds(struct warm *w) {
   close_fd(&w->proc.ctl_fd);
   close_fd(&w->pipes[0]);
   close_fd(&w->pipes[1]);
+  close_fd(&w->log_fd);
 }
 
 /* Removes what a sandbox had on the host once its process is gone. The
@@ -66,7 +67,6 @@ static void remove_leftovers(struct warm *w) {
  * which cost the daemon's loop a millisecond or more (mkdir on the state
  * disk, kernfs files of five v1 hierarchies). w is the child's copy. */
 static int setup_in_child(void *arg, int *procs, size_t *n, struct qerr *err) {
-  static const struct cgroup_limits none = {0, 0, -1};
   struct warm *w = arg;
   struct quiltd *d = w->pool->d;
   struct rootfs_view view;
@@ -80,7 +80,7 @@ static int setup_in_child(void *arg, int *procs, size_t *n, struct qerr *err) {
   if (!d->cgm)
     return 0;
   struct cgroup *cg;
-  if (cgroup_create(d->cgm, w->id, &none, &cg, err) < 0)
+  if (cgroup_create(d->cgm, w->id, &w->limits, &cg, err) < 0)
     return err->code;
   int k = cgroup_procs_fds(cg, procs + *n, SPAWN_MAX_CGROUP_FDS - *n, err);
   if (k < 0)
@@ -126,6 +126,7 @@ static int plan(struct warm_pool *p, struct warm *w, const char *lower, struct q
   struct quiltd *d = p->d;
   char layer[PATH_MAX];
   snprintf(w->dir, sizeof w->dir, "%s/containers/%s", d->cfg.root_dir, w->id);
+  w->limits = container_default_limits(d);
   if (scratch_dir(&d->scratch, w->id, layer, err) < 0 ||
       rootfs_plan(lower, layer, d->overlay ? ROOTFS_OVERLAY : ROOTFS_COPY, &w->rootfs, err) < 0)
     return err->code;
@@ -198,7 +199,7 @@ static struct warm *warm_new(struct warm_pool *p) {
     return NULL;
   w->pool = p;
   w->proc = (struct spawn_result){.pid = -1, .pidfd = -1, .status_fd = -1, .ctl_fd = -1};
-  w->pipes[0] = w->pipes[1] = -1;
+  w->pipes[0] = w->pipes[1] = w->log_fd = -1;
   return w;
 }
 
@@ -487,6 +488,10 @@ static enum spawn_state check(struct warm_pool *p, struct warm *w) {
   if (st == SPAWN_WAITING && !w->cg && p->d->cgm &&
       cgroup_open(p->d->cgm, w->id, &w->cg, &err) < 0)
     st = SPAWN_GONE;
+  if (st == SPAWN_WAITING && w->log_fd < 0 && (w->log_fd = logs_open_file(w->dir)) < 0) {
+    qerr_errno(&err, "opening the log of sandbox %.12s", w->id);
+    st = SPAWN_GONE;
+  }
   if (st == SPAWN_GONE)
     build_failed(p, err.msg);
   return st;
@@ -621,11 +626,21 @@ static void on_watch(struct qop *op, int res, uint32_t flags) {
   while (pw && !waits_for(pw, w))
     pw = pw->next;
   struct warm **pp = link_to(p, w);
-  if (!pw || !pp || res < 0) { /* a take will look at it */
+  if (!pp || res < 0) { /* a take will look at it */
     settle_waiters(p);
     return;
   }
+  /* Ready: what a take would do first is done now, off its path (its
+   * cgroup and log file opened). */
   enum spawn_state st = check(p, w);
+  if (!pw && st != SPAWN_BUILDING) {
+    if (st == SPAWN_GONE) {
+      unlink_ready(p, pp);
+      pool_discard(p, w);
+      settle_waiters(p);
+    }
+    return;
+  }
   if (st == SPAWN_BUILDING) { /* woken early: watch on */
     watch_building(p, w);
     return;

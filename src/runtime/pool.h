@@ -24,6 +24,7 @@
 
 #include "io/pidwait.h"
 #include "io/timer.h"
+#include "runtime/cgroup.h"
 #include "runtime/rootfs.h"
 #include "common/strbuf.h"
 #include "runtime/spawn.h"
@@ -40,7 +41,9 @@ struct warm {
   char image_id[65];           /* "" when built from a rootfs directory */
   char dir[PATH_MAX];          /* <root>/containers/<id> */
   struct rootfs_view rootfs;
-  struct cgroup *cg;           /* no limits yet: the taker applies its own */
+  struct cgroup *cg;           /* opened once ready; a taker applies its limits */
+  struct cgroup_limits limits; /* on its cgroup already: the default ones */
+  int log_fd;                  /* its log file, opened once ready; -1 */
   struct spawn_result proc;    /* pid, pidfd, status_fd, ctl_fd */
   int pipes[2];                /* read ends of the child's stdout, stderr */
   struct qpidwait reap;        /* discarded: waiting for it to die */

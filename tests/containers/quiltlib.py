@@ -361,3 +361,16 @@ def signal_quietly(pid, sig):
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+def children_of(ppid, name):
+    """Pids of ppid's children whose name (comm) is name."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        fields = dict(l.split(":\t", 1) for l in read_text("/proc/%s/status" % pid).splitlines()
+                      if ":\t" in l)
+        if fields.get("Name") == name and int(fields.get("PPid", "0")) == ppid:
+            out.append(int(pid))
+    return out

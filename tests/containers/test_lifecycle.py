@@ -624,6 +624,42 @@ class IsolationTest(QuiltTestCase):
         self.assertLess(len(set(later)), len(later), later)
         self.assertGreater(self.daemon.metric("quilt_warm_pool_netns_given_total"), 0)
 
+    def test_auto_remove_mount_namespace_is_released_after_the_exit(self):
+        """A pooled auto-remove container's mount namespace is held by
+        quiltd (so its teardown waits until the exit is answered), handed
+        to the janitor after it, and released there; a container that is
+        not auto-remove keeps the usual teardown."""
+        if not self.daemon.pool_enabled():
+            self.skipTest("the warm pool is off (--warm-pool 0)")
+        d = self.daemon
+        d.wait_pool_ready()
+
+        def mnt_fds(pid):
+            out = set()
+            for fd in os.listdir("/proc/%d/fd" % pid):
+                try:
+                    link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+                except OSError:
+                    continue
+                if link.startswith("mnt:"):
+                    out.add(link)
+            return out
+
+        (janitor,) = quiltlib.children_of(d.pid, "quilt-janitor")
+        held = self.create(["sleep", "100"], auto_remove=True)
+        kept = self.create(["sleep", "100"])
+        ns = os.readlink("/proc/%d/ns/mnt" % held.pid)
+        self.assertIn(ns, mnt_fds(d.pid))
+        self.assertNotIn(os.readlink("/proc/%d/ns/mnt" % kept.pid), mnt_fds(d.pid))
+        for c in (held, kept):
+            self.kill(c.id, signal.SIGKILL)
+            self.assertEqual(self.wait(c.id).signal, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while (mnt_fds(d.pid) or mnt_fds(janitor)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(mnt_fds(d.pid), set(), "quiltd still holds a mount namespace")
+        self.assertEqual(mnt_fds(janitor), set(), "the janitor still holds one")
+
     def test_user_namespace(self):
         script = "; ".join([
             'echo "id=$(id -u):$(id -g)"',
@@ -1856,19 +1892,7 @@ class RestartTest(QuiltTestCase):
         self.replace_daemon(d.root)  # tearDown checks and stops this one
 
     def children(self, name):
-        """Pids of quiltd's children called name."""
-        out = []
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                st = quiltlib.read_text("/proc/%s/status" % pid)
-            except OSError:
-                continue
-            fields = dict(l.split(":\t", 1) for l in st.splitlines() if ":\t" in l)
-            if fields.get("Name") == name and int(fields["PPid"]) == self.daemon.pid:
-                out.append(int(pid))
-        return out
+        return quiltlib.children_of(self.daemon.pid, name)
 
     def test_zygote_forks_sandboxes_for_quiltd(self):
         """The warm pool's sandboxes come from the quilt-zygote process but
