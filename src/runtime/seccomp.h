@@ -9,8 +9,11 @@
  *
  * libseccomp compiles it once, at daemon start, for the native architecture
  * and (on x86_64) the x86 and x32 ABIs, so no 32-bit entry point bypasses
- * it. The BPF program is kept in the daemon context; a container's child
- * (a copy of the daemon) installs it as its last step before execve. */
+ * it; personality's allowed values are checked by a few hand-written
+ * instructions in front of libseccomp's program (seccomp.c). The BPF
+ * program is kept in the daemon context; a container's child (a copy of
+ * the daemon) installs it as its last step before execve, and the kernel
+ * compiles it anew each time: its length is a cost per container. */
 #ifndef QUILT_RUNTIME_SECCOMP_H
 #define QUILT_RUNTIME_SECCOMP_H
 

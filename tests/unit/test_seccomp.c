@@ -109,6 +109,43 @@ static long do_persona_rie(void) { return personality(READ_IMPLIES_EXEC); }
 static long do_persona_high(void) { return syscall(SYS_personality, 0x80000000ul); }
 static long do_persona_almost_query(void) { return syscall(SYS_personality, 0xfffffffeul); }
 
+#if defined(__x86_64__)
+/* The i386 ABI (int 0x80): personality is number 136 there. */
+static long ia32_personality(unsigned long persona) {
+  long ret;
+  __asm__ volatile("int $0x80" : "=a"(ret) : "a"(136L), "b"(persona) : "memory");
+  if (ret < 0 && ret > -4096) {
+    errno = (int)-ret;
+    return -1;
+  }
+  return ret;
+}
+static long ia32_getpid(void) {
+  long ret;
+  __asm__ volatile("int $0x80" : "=a"(ret) : "a"(20L) : "memory");
+  return ret;
+}
+static long do_ia32_persona_query(void) { return ia32_personality(0xffffffffu); }
+static long do_ia32_persona_linux32(void) { return ia32_personality(PER_LINUX32); }
+static long do_ia32_persona_norandom(void) { return ia32_personality(ADDR_NO_RANDOMIZE); }
+
+/* The filter's own instructions check personality on every ABI, not only
+ * the native one. */
+static void personality_checked_on_the_i386_abi(void **state) {
+  (void)state;
+  if (ia32_getpid() != getpid())
+    skip(); /* no ia32 emulation in this kernel */
+  assert_int_equal(errno_under_filter(do_ia32_persona_query), 0);
+  assert_int_equal(errno_under_filter(do_ia32_persona_linux32), 0);
+  assert_int_equal(errno_under_filter(do_ia32_persona_norandom), EPERM);
+}
+#else
+static void personality_checked_on_the_i386_abi(void **state) {
+  (void)state;
+  skip();
+}
+#endif
+
 static void denied_calls_get_eperm(void **state) {
   (void)state;
   long (*denied[])(void) = {do_mount, do_umount, do_bpf, do_keyctl, do_userfaultfd, do_kexec,
@@ -154,6 +191,7 @@ int main(void) {
       cmocka_unit_test(denied_calls_get_eperm),
       cmocka_unit_test(ordinary_calls_work),
       cmocka_unit_test(personality_keeps_the_safe_set),
+      cmocka_unit_test(personality_checked_on_the_i386_abi),
       cmocka_unit_test(built_once_is_reusable),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
