@@ -22,6 +22,7 @@
 #include "grpc/call.h"
 #include "grpc/services.h"
 #include "runtime/caps.h"
+#include "runtime/cdir.h"
 #include "runtime/cgroup.h"
 #include "runtime/copy.h"
 #include "runtime/image_jobs.h"
@@ -677,7 +678,7 @@ static int prepare_files(struct container *c, const char *rootfs, struct qerr *e
   /* A copy for a user namespace is owned by the ids root maps to. */
   bool userns = ns_flags(c->spec) & CLONE_NEWUSER;
   char layer[PATH_MAX];
-  if (mkdir_p(c->dir, 0700, err) < 0 || scratch_dir(&c->d->scratch, c->id, layer, err) < 0 ||
+  if (cdir_make(c->dir, err) < 0 || scratch_dir(&c->d->scratch, c->id, layer, err) < 0 ||
       mkdir_p(layer, 0700, err) < 0 ||
       rootfs_prepare_shifted(rootfs, layer, c->d->overlay ? ROOTFS_OVERLAY : ROOTFS_COPY,
                              userns ? c->d->cfg.userns_base : 0, &c->rootfs, err) < 0)
@@ -690,7 +691,7 @@ static int prepare_files(struct container *c, const char *rootfs, struct qerr *e
 void container_remove_files(struct quiltd *d, const char *id, const char *dir) {
   char layer[PATH_MAX];
   struct qerr err = QERR_INIT;
-  if (janitor_remove(&d->janitor, dir, &err) < 0)
+  if (janitor_recycle_dir(&d->janitor, dir, &err) < 0)
     log_warn("removing container %.12s: %s", id, err.msg);
   if (scratch_dir(&d->scratch, id, layer, &err) == 0 && strcmp(layer, dir) != 0 &&
       janitor_remove(&d->janitor, layer, &err) < 0)

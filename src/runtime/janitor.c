@@ -15,6 +15,7 @@
 
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "runtime/cdir.h"
 #include "runtime/cgroup.h"
 #include "runtime/syscalls.h"
 
@@ -41,6 +42,8 @@ static void do_job(char op, const char *path) {
   if (op == 'D')
     remove_cgroup(path);
   else if (op == 'R' && rm_rf(path, &err) < 0)
+    log_warn("janitor: %s", err.msg);
+  else if (op == 'S' && cdir_recycle(path, &err) < 0)
     log_warn("janitor: %s", err.msg);
 }
 
@@ -144,6 +147,13 @@ int janitor_remove(struct janitor *j, const char *path, struct qerr *err) {
     return 0;
   j->inline_done++;
   return rm_rf(path, err);
+}
+
+int janitor_recycle_dir(struct janitor *j, const char *path, struct qerr *err) {
+  if (queue(j, 'S', path))
+    return 0;
+  j->inline_done++;
+  return cdir_recycle(path, err);
 }
 
 bool janitor_rmdir_cgroup(struct janitor *j, const char *path) {

@@ -25,6 +25,9 @@ int janitor_start(struct janitor *j, struct qerr *err);
 /* Removes `path` (rm -rf) soon: queued, or at once when there is no
  * janitor or its queue is full. 0, or the inline removal's error. */
 int janitor_remove(struct janitor *j, const char *path, struct qerr *err);
+/* A removed container's directory: kept for another (cdir.h) or removed;
+ * soon, as janitor_remove. */
+int janitor_recycle_dir(struct janitor *j, const char *path, struct qerr *err);
 /* Queues the rmdir of an emptied cgroup directory (removing a v1 memory
  * cgroup can take milliseconds); false when it could not be queued. */
 bool janitor_rmdir_cgroup(struct janitor *j, const char *path);

@@ -17,6 +17,7 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "daemon.h"
+#include "runtime/cdir.h"
 #include "runtime/cgroup.h"
 #include "runtime/container.h"
 #include "runtime/janitor.h"
@@ -26,6 +27,8 @@
 #define BACKOFF_MIN_NS (1000ull * 1000000ull)
 #define BACKOFF_MAX_NS (60ull * 1000000000ull)
 #define ZYGOTE_ANSWER_NS (2ull * 1000000000ull)
+/* Sandboxes built beyond the target while requests wait for them. */
+#define POOL_MAX_EXTRA 4
 
 static void close_fd(int *fd) {
   if (*fd >= 0)
@@ -72,7 +75,7 @@ static int setup_in_child(void *arg, int *procs, size_t *n, struct qerr *err) {
   struct rootfs_view view;
   prctl(PR_SET_NAME, "quilt-sandbox"); /* else the name of whoever forked it */
   char layer[PATH_MAX];
-  if (mkdir_p(w->dir, 0700, err) < 0 || scratch_dir(&d->scratch, w->id, layer, err) < 0 ||
+  if (cdir_make(w->dir, err) < 0 || scratch_dir(&d->scratch, w->id, layer, err) < 0 ||
       mkdir_p(layer, 0700, err) < 0 ||
       rootfs_prepare(w->rootfs.lower, layer, d->overlay ? ROOTFS_OVERLAY : ROOTFS_COPY, &view,
                      err) < 0)
@@ -221,8 +224,20 @@ static void build_failed(struct warm_pool *p, const char *msg) {
   qtimer_after(&p->d->timers, &p->wake, p->backoff_ns, on_wake);
 }
 
+/* Requests waiting for a sandbox of view i, up to `max`. */
+static unsigned waiting_for(const struct warm_pool *p, unsigned i, unsigned max) {
+  unsigned n = 0;
+  const struct pool_view *v = &p->views[i];
+  for (const struct pool_waiter *pw = p->waiters; pw && n < max; pw = pw->next)
+    n += strcmp(pw->image_id, v->image_id) == 0 && strcmp(pw->lower, v->lower) == 0;
+  return n;
+}
+
+/* Short: fewer than the target, plus (a few) more while requests wait, so
+ * a burst is served by sandboxes built side by side, not one at a time. */
 static bool view_short(const struct warm_pool *p, unsigned i) {
-  return p->views[i].used && p->views[i].n_ready < p->target;
+  const struct pool_view *v = &p->views[i];
+  return v->used && v->n_ready < p->target + waiting_for(p, i, POOL_MAX_EXTRA);
 }
 
 /* The next view short of sandboxes, round robin; POOL_MAX_VIEWS: none. */
@@ -400,6 +415,14 @@ static bool is_view(const struct pool_view *v, const char *image_id, const char 
   return v->used && strcmp(v->image_id, image_id) == 0 && strcmp(v->lower, lower) == 0;
 }
 
+/* The index of the view of that rootfs, or POOL_MAX_VIEWS. */
+static unsigned view_of(const struct warm_pool *p, const char *image_id, const char *lower) {
+  for (unsigned i = 0; i < POOL_MAX_VIEWS; i++)
+    if (is_view(&p->views[i], image_id, lower))
+      return i;
+  return POOL_MAX_VIEWS;
+}
+
 /* Discards the ready sandboxes of view i, or of every view when i is
  * POOL_MAX_VIEWS, whose rootfs `keep` says no to. */
 static void discard_where(struct warm_pool *p, unsigned i,
@@ -572,12 +595,16 @@ static bool waits_for(const struct pool_waiter *pw, const struct warm *w) {
 /* Is a sandbox pw could have on its way (asked of the zygote, or built and
  * watched until it says it is ready)? */
 static bool coming_for(const struct warm_pool *p, const struct pool_waiter *pw) {
+  if (p->stopped)
+    return false;
   if (p->pending && !p->pending->stale && waits_for(pw, p->pending))
     return true;
   for (const struct warm *w = p->ready; w; w = w->next)
     if (w->watch && waits_for(pw, w))
       return true;
-  return false;
+  /* None on its way yet: one will be while the pool builds that view and
+   * its builds succeed (view_short counts the waiters). */
+  return view_of(p, pw->image_id, pw->lower) < POOL_MAX_VIEWS && !p->backoff_ns;
 }
 
 static void unqueue(struct warm_pool *p, struct pool_waiter *pw) {

@@ -269,9 +269,11 @@ class Daemon:
         return os.path.join(self.root, "containers", cid)
 
     def dir_ids(self):
-        """Ids of everything under <root>/containers (containers and warm sandboxes)."""
+        """Ids of everything under <root>/containers (containers and warm
+        sandboxes; not .spare, the emptied directories kept for reuse)."""
         try:
-            return set(os.listdir(os.path.join(self.root, "containers")))
+            return {n for n in os.listdir(os.path.join(self.root, "containers"))
+                    if not n.startswith(".")}
         except OSError:
             return set()
 
