@@ -624,6 +624,18 @@ class IsolationTest(QuiltTestCase):
         self.assertLess(len(set(later)), len(later), later)
         self.assertGreater(self.daemon.metric("quilt_warm_pool_netns_given_total"), 0)
 
+    def test_signals_start_default_and_unblocked(self):
+        """quiltd and its zygote ignore some signals (SIGPIPE, SIGTERM...);
+        a container's command starts with none ignored or blocked, warm or
+        cold, and its capability bounding set holds the default set only."""
+        for extra in ({}, {"hostname": "cold-one", "namespaces": pb.Namespaces(cgroup=True)}):
+            _, w, out = self.run_container(["cat", "/proc/self/status"], **extra)
+            self.assertEqual(w.exit_code, 0, out)
+            fields = dict(l.split(":\t", 1) for l in out.decode().splitlines() if ":\t" in l)
+            self.assertEqual(int(fields["SigIgn"], 16), 0, extra)
+            self.assertEqual(int(fields["SigBlk"], 16), 0, extra)
+            self.assertEqual(int(fields["CapBnd"], 16), 0xa80425fb, extra)
+
     def test_auto_remove_mount_namespace_is_released_after_the_exit(self):
         """A pooled auto-remove container's mount namespace is held by
         quiltd (so its teardown waits until the exit is answered), handed
