@@ -1184,8 +1184,9 @@ static struct warm *take_sandbox(struct quiltd *d, struct container *c, const ch
     w = pool_take(&d->pool, c->image_id, rootfs, ns_flags(c->spec));
   struct cgroup_limits lim = limits_of(c->d, c->spec);
   struct qerr err = QERR_INIT;
-  if (w && w->cg && memcmp(&lim, &w->limits, sizeof lim) != 0 &&
-      cgroup_apply(w->cg, &lim, &err) < 0) {
+  bool as_built = w && lim.memory_bytes == w->limits.memory_bytes &&
+                  lim.cpu_percent == w->limits.cpu_percent && lim.pids == w->limits.pids;
+  if (w && w->cg && !as_built && cgroup_apply(w->cg, &lim, &err) < 0) {
     log_info("warm sandbox %.12s refused the limits (%s): starting cold", w->id, err.msg);
     pool_discard(&d->pool, w);
     return NULL;
