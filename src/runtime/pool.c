@@ -22,6 +22,7 @@
 #include "runtime/container.h"
 #include "runtime/janitor.h"
 #include "runtime/logs.h"
+#include "runtime/pool_int.h"
 #include "runtime/syscalls.h"
 
 #define BACKOFF_MIN_NS (1000ull * 1000000ull)
@@ -211,8 +212,6 @@ static void on_wake(struct qtimer *t) {
   (void)p; /* the loop's post-turn refill does the work */
 }
 
-static void settle_waiters(struct warm_pool *p);
-
 static void build_failed(struct warm_pool *p, const char *msg) {
   p->build_failures++;
   if (!p->backoff_ns)
@@ -224,20 +223,11 @@ static void build_failed(struct warm_pool *p, const char *msg) {
   qtimer_after(&p->d->timers, &p->wake, p->backoff_ns, on_wake);
 }
 
-/* Requests waiting for a sandbox of view i, up to `max`. */
-static unsigned waiting_for(const struct warm_pool *p, unsigned i, unsigned max) {
-  unsigned n = 0;
-  const struct pool_view *v = &p->views[i];
-  for (const struct pool_waiter *pw = p->waiters; pw && n < max; pw = pw->next)
-    n += strcmp(pw->image_id, v->image_id) == 0 && strcmp(pw->lower, v->lower) == 0;
-  return n;
-}
-
 /* Short: fewer than the target, plus (a few) more while requests wait, so
  * a burst is served by sandboxes built side by side, not one at a time. */
 static bool view_short(const struct warm_pool *p, unsigned i) {
   const struct pool_view *v = &p->views[i];
-  return v->used && v->n_ready < p->target + waiting_for(p, i, POOL_MAX_EXTRA);
+  return v->used && v->n_ready < p->target + pool_waiting_for(p, i, POOL_MAX_EXTRA);
 }
 
 /* The next view short of sandboxes, round robin; POOL_MAX_VIEWS: none. */
@@ -255,24 +245,20 @@ bool pool_wants(const struct warm_pool *p) {
          !(p->backoff_ns && qtimer_pending(&p->wake));
 }
 
-static void watch_building(struct warm_pool *p, struct warm *w);
-
-static void push_ready(struct warm_pool *p, struct warm *w) {
+void pool_push_ready(struct warm_pool *p, struct warm *w) {
   w->next = p->ready;
   p->ready = w;
   p->n_ready++;
   p->views[w->view].n_ready++;
-  watch_building(p, w);
+  pool_watch_building(p, w);
 }
 
-static void unwatch(struct warm *w);
-
 /* Takes w out of the ready list (pp points at the link to it). */
-static void unlink_ready(struct warm_pool *p, struct warm **pp) {
+void pool_unlink_ready(struct warm_pool *p, struct warm **pp) {
   struct warm *w = *pp;
   *pp = w->next;
   w->next = NULL;
-  unwatch(w);
+  pool_unwatch(w);
   p->n_ready--;
   p->views[w->view].n_ready--;
 }
@@ -287,14 +273,14 @@ static void built(struct warm_pool *p, struct warm *w, int rc, const struct qerr
       free(w);
     }
     build_failed(p, err->msg);
-    settle_waiters(p);
+    pool_settle_waiters(p);
     return;
   }
   if (p->backoff_ns)
     log_info("warm pool: building sandboxes again");
   p->backoff_ns = 0;
   p->built++;
-  push_ready(p, w);
+  pool_push_ready(p, w);
   /* Still short: make sure the loop comes round again even if idle. */
   if (pool_wants(p) && !qtimer_pending(&p->wake))
     qtimer_after(&p->d->timers, &p->wake, 0, on_wake);
@@ -326,7 +312,7 @@ static void on_zygote_late(struct qtimer *t) {
     qpidwait_arm(&p->zygote_reap, &p->d->ring, pidfd, on_zygote_reaped);
   remove_leftovers(w);
   free(w);
-  settle_waiters(p);
+  pool_settle_waiters(p);
   qtimer_after(&p->d->timers, &p->wake, 0, on_wake);
 }
 
@@ -348,13 +334,13 @@ static void on_zygote(struct qop *op, int res, uint32_t flags) {
   if (rc < 0 && p->zygote.sock < 0) { /* it died: build it again ourselves */
     remove_leftovers(w);
     free(w);
-    settle_waiters(p);
+    pool_settle_waiters(p);
     qtimer_after(&p->d->timers, &p->wake, 0, on_wake);
     return;
   }
   if (rc == 0 && (w->stale || p->stopped)) {
     pool_discard(p, w);
-    settle_waiters(p);
+    pool_settle_waiters(p);
     return;
   }
   built(p, w, rc, &err);
@@ -373,7 +359,7 @@ static void settle_pending(struct warm_pool *p) {
     free(w);
     return;
   }
-  push_ready(p, w);
+  pool_push_ready(p, w);
 }
 
 void pool_refill(struct warm_pool *p) {
@@ -416,7 +402,7 @@ static bool is_view(const struct pool_view *v, const char *image_id, const char 
 }
 
 /* The index of the view of that rootfs, or POOL_MAX_VIEWS. */
-static unsigned view_of(const struct warm_pool *p, const char *image_id, const char *lower) {
+unsigned pool_view_of(const struct warm_pool *p, const char *image_id, const char *lower) {
   for (unsigned i = 0; i < POOL_MAX_VIEWS; i++)
     if (is_view(&p->views[i], image_id, lower))
       return i;
@@ -434,13 +420,13 @@ static void discard_where(struct warm_pool *p, unsigned i,
       pp = &w->next;
       continue;
     }
-    unlink_ready(p, pp);
+    pool_unlink_ready(p, pp);
     pool_discard(p, w);
   }
   struct warm *w = p->pending; /* discarded when its answer comes */
   if (w && !(i < POOL_MAX_VIEWS && w->view != i) && !keep(w, arg))
     w->stale = true;
-  settle_waiters(p);
+  pool_settle_waiters(p);
 }
 
 static bool keep_none(const struct warm *w, const void *arg) {
@@ -499,13 +485,13 @@ static void learn_view(struct warm_pool *p, const char *image_id, const char *lo
 
 /* ------------------------------------------------------------ taking */
 
-static bool same_rootfs(const struct warm *w, const char *image_id, const char *lower) {
+bool pool_same_rootfs(const struct warm *w, const char *image_id, const char *lower) {
   return strcmp(w->image_id, image_id) == 0 && strcmp(w->rootfs.lower, lower) == 0;
 }
 
 /* A ready sandbox gets its cgroup opened for the taker; one that died or
  * failed while it waited is said why and counted like a failed build. */
-static enum spawn_state check(struct warm_pool *p, struct warm *w) {
+enum spawn_state pool_check(struct warm_pool *p, struct warm *w) {
   struct qerr err = QERR_INIT;
   enum spawn_state st = spawn_poll_ready(w->proc.status_fd, &w->ready_seen, &err);
   if (st == SPAWN_WAITING && !w->cg && p->d->cgm &&
@@ -536,12 +522,12 @@ struct warm *pool_take(struct warm_pool *p, const char *image_id, const char *lo
   struct warm **pp = &p->ready;
   while (*pp) {
     struct warm *w = *pp;
-    enum spawn_state st = same_rootfs(w, image_id, lower) ? check(p, w) : SPAWN_BUILDING;
+    enum spawn_state st = pool_same_rootfs(w, image_id, lower) ? pool_check(p, w) : SPAWN_BUILDING;
     if (st == SPAWN_BUILDING) { /* another rootfs, or still mounting: keep it */
       pp = &w->next;
       continue;
     }
-    unlink_ready(p, pp);
+    pool_unlink_ready(p, pp);
     if (st == SPAWN_WAITING) {
       p->hits++;
       return w;
@@ -553,158 +539,6 @@ struct warm *pool_take(struct warm_pool *p, const char *image_id, const char *lo
             image_id[0] ? "" : lower, p->n_ready);
   learn_view(p, image_id, lower);
   return NULL;
-}
-
-/* ------------------------------------------------------------ waiting */
-
-/* A poll on a building sandbox's status pipe, which fires when it is ready
- * (or dies). Apart from the warm: a take or a discard may be done with
- * the warm before the completion comes. */
-struct watch {
-  struct qop op;
-  struct warm_pool *p;
-  struct warm *w; /* NULL once it left the pool */
-};
-
-static void on_watch(struct qop *op, int res, uint32_t flags);
-
-static void watch_building(struct warm_pool *p, struct warm *w) {
-  if (w->ready_seen || w->watch || w->proc.status_fd < 0 || !p->d->ring.feat.op_poll)
-    return;
-  struct watch *wa = calloc(1, sizeof *wa);
-  if (!wa)
-    return; /* a waiter times out and starts cold */
-  *wa = (struct watch){.op.fn = on_watch, .p = p, .w = w};
-  w->watch = wa;
-  p->n_watches++;
-  struct io_uring_sqe *sqe = qring_sqe(&p->d->ring);
-  io_uring_prep_poll_add(sqe, w->proc.status_fd, POLLIN);
-  qop_bind(sqe, &wa->op);
-}
-
-static void unwatch(struct warm *w) {
-  if (w->watch)
-    w->watch->w = NULL;
-  w->watch = NULL;
-}
-
-static bool waits_for(const struct pool_waiter *pw, const struct warm *w) {
-  return same_rootfs(w, pw->image_id, pw->lower);
-}
-
-/* Is a sandbox pw could have on its way (asked of the zygote, or built and
- * watched until it says it is ready)? */
-static bool coming_for(const struct warm_pool *p, const struct pool_waiter *pw) {
-  if (p->stopped)
-    return false;
-  if (p->pending && !p->pending->stale && waits_for(pw, p->pending))
-    return true;
-  for (const struct warm *w = p->ready; w; w = w->next)
-    if (w->watch && waits_for(pw, w))
-      return true;
-  /* None on its way yet: one will be while the pool builds that view and
-   * its builds succeed (view_short counts the waiters). */
-  return view_of(p, pw->image_id, pw->lower) < POOL_MAX_VIEWS && !p->backoff_ns;
-}
-
-static void unqueue(struct warm_pool *p, struct pool_waiter *pw) {
-  for (struct pool_waiter **pp = &p->waiters; *pp; pp = &(*pp)->next)
-    if (*pp == pw) {
-      *pp = pw->next;
-      pw->next = NULL;
-      return;
-    }
-}
-
-/* Waiters for whom nothing is coming any more go on without (cold). */
-static void settle_waiters(struct warm_pool *p) {
-  struct pool_waiter **pp = &p->waiters;
-  while (*pp) {
-    struct pool_waiter *pw = *pp;
-    if (!p->stopped && coming_for(p, pw)) {
-      pp = &pw->next;
-      continue;
-    }
-    *pp = pw->next;
-    pw->next = NULL;
-    pw->fn(pw, NULL);
-    pp = &p->waiters; /* fn may have queued or dropped others */
-  }
-}
-
-static struct warm **link_to(struct warm_pool *p, const struct warm *w) {
-  for (struct warm **pp = &p->ready; *pp; pp = &(*pp)->next)
-    if (*pp == w)
-      return pp;
-  return NULL;
-}
-
-static void on_watch(struct qop *op, int res, uint32_t flags) {
-  (void)flags;
-  struct watch *wa = container_of(op, struct watch, op);
-  struct warm_pool *p = wa->p;
-  struct warm *w = wa->w;
-  p->n_watches--;
-  free(wa);
-  if (!w)
-    return;
-  w->watch = NULL;
-  struct pool_waiter *pw = p->waiters;
-  while (pw && !waits_for(pw, w))
-    pw = pw->next;
-  struct warm **pp = link_to(p, w);
-  if (!pp || res < 0) { /* a take will look at it */
-    settle_waiters(p);
-    return;
-  }
-  /* Ready: what a take would do first is done now, off its path (its
-   * cgroup and log file opened). */
-  enum spawn_state st = check(p, w);
-  if (!pw && st != SPAWN_BUILDING) {
-    if (st == SPAWN_GONE) {
-      unlink_ready(p, pp);
-      pool_discard(p, w);
-      settle_waiters(p);
-    }
-    return;
-  }
-  if (st == SPAWN_BUILDING) { /* woken early: watch on */
-    watch_building(p, w);
-    return;
-  }
-  unlink_ready(p, pp);
-  if (st == SPAWN_GONE) {
-    pool_discard(p, w);
-    settle_waiters(p);
-    return;
-  }
-  unqueue(p, pw);
-  p->waited++;
-  pw->fn(pw, w);
-}
-
-bool pool_wait(struct warm_pool *p, struct pool_waiter *pw, const char *image_id,
-               const char *lower) {
-  snprintf(pw->image_id, sizeof pw->image_id, "%s", image_id);
-  snprintf(pw->lower, sizeof pw->lower, "%s", lower);
-  pw->next = NULL;
-  if (p->stopped || !coming_for(p, pw))
-    return false;
-  struct pool_waiter **pp = &p->waiters;
-  while (*pp)
-    pp = &(*pp)->next;
-  *pp = pw; /* first come, first served */
-  return true;
-}
-
-void pool_unwait(struct warm_pool *p, struct pool_waiter *pw) { unqueue(p, pw); }
-
-void pool_return(struct warm_pool *p, struct warm *w) {
-  if (p->stopped) {
-    pool_discard(p, w);
-    return;
-  }
-  push_ready(p, w);
 }
 
 /* ------------------------------------------------------------ discarding */
@@ -732,7 +566,7 @@ void pool_discard(struct warm_pool *p, struct warm *w) {
 
 static bool rootfs_is(const struct warm *w, const void *arg) {
   const struct pool_view *v = arg;
-  return same_rootfs(w, v->image_id, v->lower);
+  return pool_same_rootfs(w, v->image_id, v->lower);
 }
 
 void pool_default_is(struct warm_pool *p, const char *image_id, const char *lower) {
@@ -823,7 +657,7 @@ void pool_free(struct warm_pool *p) {
   while (p->ready) {
     struct warm *w = p->ready;
     p->ready = w->next;
-    unwatch(w);
+    pool_unwatch(w);
     pool_discard_now(w);
   }
   p->n_ready = 0;
