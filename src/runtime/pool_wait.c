@@ -83,7 +83,7 @@ void pool_settle_waiters(struct warm_pool *p) {
   struct pool_waiter **pp = &p->waiters;
   while (*pp) {
     struct pool_waiter *pw = *pp;
-    if (!p->stopped && coming_for(p, pw)) {
+    if (coming_for(p, pw)) {
       pp = &pw->next;
       continue;
     }
@@ -122,24 +122,19 @@ static void on_watch(struct qop *op, int res, uint32_t flags) {
   /* Ready: what a take would do first is done now, off its path (its
    * cgroup and log file opened). */
   enum spawn_state st = pool_check(p, w);
-  if (!pw && st != SPAWN_BUILDING) {
-    if (st == SPAWN_GONE) {
-      pool_unlink_ready(p, pp);
-      pool_discard(p, w);
-      pool_settle_waiters(p);
-    }
-    return;
-  }
   if (st == SPAWN_BUILDING) { /* woken early: watch on */
     pool_watch_building(p, w);
     return;
   }
-  pool_unlink_ready(p, pp);
   if (st == SPAWN_GONE) {
+    pool_unlink_ready(p, pp);
     pool_discard(p, w);
     pool_settle_waiters(p);
     return;
   }
+  if (!pw) /* primed; the next take has it */
+    return;
+  pool_unlink_ready(p, pp);
   unqueue(p, pw);
   p->waited++;
   pw->fn(pw, w);
@@ -150,7 +145,7 @@ bool pool_wait(struct warm_pool *p, struct pool_waiter *pw, const char *image_id
   snprintf(pw->image_id, sizeof pw->image_id, "%s", image_id);
   snprintf(pw->lower, sizeof pw->lower, "%s", lower);
   pw->next = NULL;
-  if (p->stopped || !coming_for(p, pw))
+  if (!coming_for(p, pw))
     return false;
   struct pool_waiter **pp = &p->waiters;
   while (*pp)
