@@ -727,18 +727,29 @@ static void pending_cancelled(struct grpc_call *call, void *arg) {
   ((struct pending_create *)arg)->call = NULL; /* the import goes on: it is cached */
 }
 
+/* A create that waited (for its image, or for a sandbox) goes on: its
+ * spec is checked again, as a name may have been taken meanwhile. */
+static void resume_create(struct quiltd *d, struct grpc_call *call,
+                          const Quilt__V1__CreateContainerRequest *req, const char *rootfs,
+                          const char *image_id, struct warm *given, bool may_wait) {
+  struct qerr err = QERR_INIT;
+  grpc_call_on_cancel(call, NULL, NULL);
+  if (req->spec && validate_spec(d, req->spec, &err) < 0) {
+    if (given)
+      pool_return(&d->pool, given);
+    grpc_call_fail(call, &err);
+    return;
+  }
+  create_from(d, call, req, rootfs, image_id, given, may_wait);
+}
+
 static void on_image_imported(void *arg, const struct image_info *info, const struct qerr *err) {
   struct pending_create *pc = arg;
-  struct qerr verr = QERR_INIT;
-  if (pc->call) {
+  if (pc->call && err) {
     grpc_call_on_cancel(pc->call, NULL, NULL);
-    const Quilt__V1__ContainerSpec *spec = pc->req->spec;
-    if (err)
-      grpc_call_fail(pc->call, err);
-    else if (spec && validate_spec(pc->d, spec, &verr) < 0) /* a name may be taken by now */
-      grpc_call_fail(pc->call, &verr);
-    else
-      create_from(pc->d, pc->call, pc->req, info->rootfs, info->id, NULL, true);
+    grpc_call_fail(pc->call, err);
+  } else if (pc->call) {
+    resume_create(pc->d, pc->call, pc->req, info->rootfs, info->id, NULL, true);
   }
   protobuf_c_message_free_unpacked(&pc->req->base, NULL);
   free(pc);
@@ -823,17 +834,7 @@ static void sandbox_wait_free(struct sandbox_wait *sw) {
 
 /* The create goes on, with w or cold. */
 static void sandbox_wait_end(struct sandbox_wait *sw, struct warm *w) {
-  struct qerr err = QERR_INIT;
-  Quilt__V1__ContainerSpec empty = QUILT__V1__CONTAINER_SPEC__INIT;
-  const Quilt__V1__ContainerSpec *spec = sw->req->spec ? sw->req->spec : &empty;
-  grpc_call_on_cancel(sw->call, NULL, NULL);
-  if (validate_spec(sw->d, spec, &err) < 0) { /* a name may be taken by now */
-    if (w)
-      pool_return(&sw->d->pool, w);
-    grpc_call_fail(sw->call, &err);
-  } else {
-    create_from(sw->d, sw->call, sw->req, sw->rootfs, sw->image_id, w, false);
-  }
+  resume_create(sw->d, sw->call, sw->req, sw->rootfs, sw->image_id, w, false);
   sandbox_wait_free(sw);
 }
 
@@ -1127,6 +1128,13 @@ static int start_cold(struct container *c, int *ctl_fd, struct qerr *err) {
 /* A pool sandbox's network namespace can serve another one after this
  * container, unless it can reconfigure it (pool.h). Opened now: an exited
  * process has none any more. */
+/* An fd on a namespace of pid ("net", "mnt"); -1 and errno. */
+static int open_ns(pid_t pid, const char *name) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)pid, name);
+  return open(path, O_RDONLY | O_CLOEXEC);
+}
+
 static void keep_netns(struct container *c) {
   uint64_t caps = 0;
   struct qerr ignore = QERR_INIT;
@@ -1134,9 +1142,7 @@ static void keep_netns(struct container *c) {
   if (!c->cg || bridged(c->spec->network_mode) || caps_of(c->spec, &caps, &ignore) < 0 ||
       (caps & admin))
     return;
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/ns/net", (int)c->pid);
-  c->netns_fd = open(path, O_RDONLY | O_CLOEXEC);
+  c->netns_fd = open_ns(c->pid, "net");
 }
 
 /* An auto-remove container's mount namespace is held until its exit has
@@ -1149,9 +1155,7 @@ static void keep_netns(struct container *c) {
 static void hold_mntns(struct container *c) {
   if (!c->spec->auto_remove)
     return;
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int)c->pid);
-  c->mntns_fd = open(path, O_RDONLY | O_CLOEXEC);
+  c->mntns_fd = open_ns(c->pid, "mnt");
 }
 
 static int adopt_sandbox(struct container *c, struct warm *w, int *ctl_fd, struct qerr *err) {
@@ -1215,9 +1219,7 @@ static int attach_bridge(struct container *c, pid_t pid, char *resolv, size_t ca
   struct netbridge *net = bridge_of(c->d, err);
   if (!net)
     return err->code;
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/ns/net", (int)pid);
-  cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
+  cleanup_fd int fd = open_ns(pid, "net");
   if (fd < 0)
     return qerr_errno(err, "opening the network namespace of container %.12s", c->id);
   struct net_lease lease;
